@@ -1,0 +1,72 @@
+# Developer loop for aio. `make` builds build/aio/core.so; the Lua layer is
+# used in place from lua/ (see `make env`).
+
+LUA      ?= lua5.4
+BUSTED   ?= busted
+CC       ?= cc
+PKGS      = lua5.4 libuv libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4)
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl 2>/dev/null || echo -luv -lcurl)
+OPT      ?= -O2 -g
+WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
+            -Wstrict-prototypes
+CFLAGS   += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS  += -shared $(EXTRA_LDFLAGS)
+
+BUILD    ?= build
+SRCS      = $(wildcard src/*.c)
+OBJS      = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+CORE      = $(BUILD)/aio/core.so
+
+# Lua 5.4 finds the in-tree build first (LUA_PATH_5_4 wins over LUA_PATH).
+LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+            LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
+
+.PHONY: all test sanitize valgrind bench clean env lint
+
+all: $(CORE)
+
+$(BUILD)/obj/%.o: src/%.c src/aio.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(CORE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OBJS) -o $@ $(LDFLAGS) $(PKG_LIBS)
+
+test: all
+	$(LUA_ENV) $(BUSTED) --lua=$(LUA) $(BUSTED_ARGS)
+
+env:
+	@echo "export LUA_PATH_5_4='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;'"
+	@echo "export LUA_CPATH_5_4='$(CURDIR)/$(BUILD)/?.so;;'"
+
+# AddressSanitizer + UBSan: a separate build, the runtime preloaded into the
+# interpreter (lua5.4 itself is not instrumented).
+ASAN_LIB := $(shell $(CC) -print-file-name=libasan.so)
+UBSAN_LIB := $(shell $(CC) -print-file-name=libubsan.so)
+sanitize:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer \
+	  -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined"
+	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	AIO_SANITIZE=1 \
+	LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+	LUA_CPATH_5_4="$(CURDIR)/build-asan/?.so;;" \
+	$(BUSTED) --lua=$(LUA) --cpath="build-asan/?.so" $(BUSTED_ARGS)
+
+valgrind: all
+	$(LUA_ENV) AIO_VALGRIND=1 valgrind --error-exitcode=99 --quiet \
+	  --trace-children=yes --leak-check=no \
+	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
+
+bench: all
+	$(LUA_ENV) sh bench/run.sh
+
+lint:
+	$(MAKE) clean all EXTRA_CFLAGS=-Werror
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,60 @@
+local H = require "helper"
+
+describe("aio debug mode", function()
+  it("warns about a task that blocks the loop, with where it was spawned", function()
+    local out = H.lua_child([[
+      local aio = require "aio"
+      aio.set_debug(true)
+      aio.run(function()
+        local t = aio.spawn(function()
+          local t0 = os.clock()
+          while os.clock() - t0 < 0.15 do end
+          aio.sleep(0)
+        end)
+        t.name = "hog"
+        t:await()
+      end)
+    ]])
+    assert.matches("task 'hog' ran 0%.%d+ s without suspending", out)
+    assert.matches("spawned at .*:4", out)
+  end)
+
+  it("is switched on by AIO_DEBUG=1", function()
+    local out = H.lua_child([[
+      local aio = require "aio"
+      aio.run(function()
+        local t0 = os.clock()
+        while os.clock() - t0 < 0.15 do end
+        aio.sleep(0)
+      end)
+    ]], false)
+    assert.are.equal("", out)
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    f:write([[
+      local aio = require "aio"
+      aio.run(function()
+        local t0 = os.clock()
+        while os.clock() - t0 < 0.15 do end
+        aio.sleep(0)
+      end)
+    ]])
+    f:close()
+    local p = io.popen("AIO_DEBUG=1 " .. H.lua_env() .. " lua5.4 " .. path .. " 2>&1")
+    out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.matches("without suspending", out)
+  end)
+
+  it("does not warn about tasks that suspend often", function()
+    local out = H.lua_child([[
+      local aio = require "aio"
+      aio.set_debug(true)
+      aio.run(function()
+        for _ = 1, 100 do aio.sleep(0.001) end
+      end)
+    ]])
+    assert.are.equal("", out)
+  end)
+end)

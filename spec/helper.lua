@@ -1,0 +1,153 @@
+--- spec/helper.lua: shared by every spec (loaded by busted through .busted,
+-- and required by specs as `local H = require "helper"`).
+-- it(name, H.async(fn)) runs the test body as a task under aio.run with a
+-- deadline, re-raises its failure with the task's traceback, and fails the
+-- test if it leaves tasks running or libuv handles open.
+-- See LICENSE
+
+local aio = require "aio"
+local core = require "aio.core"
+
+local H = {}
+
+--- Seconds a test body may take before it fails (AIO_TEST_DEADLINE).
+H.DEADLINE = tonumber(os.getenv("AIO_TEST_DEADLINE") or "") or 20
+
+-- Running under a sanitizer or valgrind makes everything slower.
+H.SLOW = os.getenv("AIO_SANITIZE") ~= nil or os.getenv("AIO_VALGRIND") ~= nil
+if H.SLOW then H.DEADLINE = H.DEADLINE * 5 end
+
+local function describe_tasks(list)
+  local names = {}
+  for i, t in ipairs(list) do names[i] = tostring(t) end
+  return table.concat(names, ", ")
+end
+
+--- Runs `fn` as the main task of a fresh aio.run under a deadline and
+--- checks that nothing is left behind. Returns fn's results.
+---@param fn function
+---@param opts? {timeout?: number, allow_tasks?: boolean}
+function H.run(fn, opts)
+  opts = opts or {}
+  local deadline = opts.timeout or H.DEADLINE
+  local traceback
+  local function handler(e)
+    if type(e) == "string" or (aio.is_error(e) and not aio.is_error(e, "timeout")) then
+      traceback = debug.traceback(tostring(e), 2)
+    end
+    return e
+  end
+  return aio.run(function()
+    local handles = core.stats().handles
+    local res = table.pack(xpcall(aio.timeout, handler, deadline, fn))
+    local me = aio.current()
+    local left = {}
+    for _, t in ipairs(aio.tasks()) do
+      if t ~= me then left[#left + 1] = t end
+    end
+    if not res[1] then
+      local e = res[2]
+      if aio.is_error(e, "timeout") and e.seconds == deadline then
+        error(("test body exceeded its %g s deadline"):format(deadline), 0)
+      end
+      -- busted's own failures (tables) keep their type; others get the
+      -- traceback from inside the task
+      if type(e) ~= "table" or aio.is_error(e) then
+        error(traceback or tostring(e), 0)
+      end
+      error(e, 0)
+    end
+    if #left > 0 and not opts.allow_tasks then
+      for _, t in ipairs(left) do t:cancel() end
+      error(("test left %d task(s) running: %s"):format(#left, describe_tasks(left)), 0)
+    end
+    local now = core.stats().handles
+    if now > handles then
+      error(("test left %d libuv handle(s) open"):format(now - handles), 0)
+    end
+    return table.unpack(res, 2, res.n)
+  end)
+end
+
+--- Wraps a test body so that it runs as a task (see H.run):
+--- `it("does x", H.async(function() ... end))`.
+function H.async(fn, opts)
+  return function() return H.run(fn, opts) end
+end
+
+--- Asserts that calling fn(...) raises an aio error of `kind`; returns it.
+function H.raises(kind, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then
+    error(("expected an aio error of kind '%s', but the call returned"):format(kind), 2)
+  end
+  if not aio.is_error(err, kind) then
+    error(("expected an aio error of kind '%s', got: %s"):format(kind, tostring(err)), 2)
+  end
+  return err
+end
+
+--- Runs `fn` and returns (result of fn, seconds it took).
+function H.timed(fn, ...)
+  local t0 = aio.now()
+  local r = fn(...)
+  return r, aio.now() - t0
+end
+
+--- Number of open file descriptors of this process.
+function H.fd_count()
+  local lfs = require "lfs"
+  local n = 0
+  for name in lfs.dir("/proc/self/fd") do
+    if name ~= "." and name ~= ".." then n = n + 1 end
+  end
+  return n
+end
+
+local pid
+--- This process's id.
+function H.pid()
+  if not pid then
+    local f = io.open("/proc/self/stat")
+    pid = tonumber(f:read("a"):match("^(%d+)"))
+    f:close()
+  end
+  return pid
+end
+
+--- Makes a fresh temporary directory and returns its path.
+function H.tmpdir()
+  local p = io.popen("mktemp -d /tmp/aio-spec.XXXXXX")
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+--- Removes a directory tree made by H.tmpdir.
+function H.rmtree(dir)
+  assert(dir:match("^/tmp/aio%-spec%."), "refusing to remove " .. dir)
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+--- The package paths of this process, as environment assignments for a
+--- child lua5.4 that must find the same aio.
+function H.lua_env()
+  return ("LUA_PATH_5_4='%s' LUA_CPATH_5_4='%s'"):format(package.path, package.cpath)
+end
+
+--- Runs Lua `code` in a child lua5.4 (with this aio); returns its
+--- combined stdout+stderr and its exit code.
+function H.lua_child(code, stdin_closed)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local p = io.popen(H.lua_env() .. " lua5.4 " .. path .. " 2>&1" ..
+                     (stdin_closed and " </dev/null" or ""))
+  local out = p:read("a")
+  local _, _, code_ = p:close()
+  os.remove(path)
+  return out, code_
+end
+
+return H

@@ -1,0 +1,323 @@
+/*
+** aio.h
+** Shared types and internal (aio__) functions of the aio C core.
+** See LICENSE
+*/
+
+#ifndef AIO_H
+#define AIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#if LUA_VERSION_NUM != 504
+#error "aio needs Lua 5.4"
+#endif
+
+/* Lua 5.4.6 renamed lua_resetthread to lua_closethread(L, from). */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define aio_closethread(co, from) lua_closethread((co), (from))
+#else
+#define aio_closethread(co, from) ((void)(from), lua_resetthread(co))
+#endif
+
+#define aio_container_of(p, type, field) \
+  ((type *)(void *)((char *)(p) - offsetof(type, field)))
+
+#define AIO_NS 1000000000.0       /* nanoseconds per second */
+#define AIO_FOREVER UINT64_MAX    /* a deadline that never comes */
+
+
+/*
+** Intrusive circular doubly-linked list (libuv's queue.h idea). A Link that
+** is not in a list points at itself, so removing twice is harmless.
+*/
+typedef struct Link {
+  struct Link *next;
+  struct Link *prev;
+} Link;
+
+static inline void link_init (Link *l) { l->next = l->prev = l; }
+static inline int link_empty (const Link *l) { return l->next == l; }
+
+static inline void link_push (Link *head, Link *l) {  /* append at tail */
+  l->prev = head->prev;
+  l->next = head;
+  head->prev->next = l;
+  head->prev = l;
+}
+
+static inline void link_push_front (Link *head, Link *l) {
+  l->next = head->next;
+  l->prev = head;
+  head->next->prev = l;
+  head->next = l;
+}
+
+static inline void link_remove (Link *l) {
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  link_init(l);
+}
+
+
+/*
+** Deadline timer: a node of the loop's 4-ary min-heap, ordered by (when,
+** seq) so that equal deadlines fire in arming order. The heap stores each
+** deadline next to its Timer pointer, so comparisons rarely touch the
+** timers. A timer does not own a libuv handle: one uv_timer_t per loop
+** wakes the poll for the earliest deadline.
+*/
+typedef enum TimerKind {
+  AIO_TIMER_TASK,      /* Task.timer: wakes the task with AIO_WAKE_TIMER */
+  AIO_TIMER_SCOPE,     /* Scope.timer: expires a timeout scope */
+  AIO_TIMER_CALLBACK   /* TimerCb: calls its function from the loop */
+} TimerKind;
+
+typedef struct Timer {
+  uint32_t seq;          /* arming order (compared with wrap-around) */
+  unsigned slot : 28;    /* heap index + 1; 0 while not armed */
+  unsigned kind : 4;     /* TimerKind */
+} Timer;
+
+typedef struct HeapEntry {
+  uint64_t when;         /* deadline, nanoseconds on uv_hrtime's clock */
+  Timer *tm;
+} HeapEntry;
+
+struct Loop;
+typedef struct TimerCb {
+  Timer timer;
+  void (*fire) (struct Loop *loop, struct TimerCb *tc);
+} TimerCb;
+
+
+/*
+** A waiter sits in one wait list (a Link head owned by a primitive). Task
+** embeds one for its single current wait; other objects (task watchers)
+** embed their own with a notify function. notify == NULL means "the task
+** that embeds me": waking it makes that task ready.
+*/
+typedef struct Waiter {
+  Link link;
+  void (*notify) (struct Loop *loop, struct Waiter *w);
+} Waiter;
+
+
+/* Why a suspended task was made ready: read by the continuation. */
+typedef enum Wake {
+  AIO_WAKE_NONE,       /* not woken yet / resumed by sleep(0) */
+  AIO_WAKE_OK,         /* the awaited thing happened (values may follow) */
+  AIO_WAKE_TIMER,      /* its own timer expired */
+  AIO_WAKE_CANCEL,     /* a cancellation or deadline must be delivered */
+  AIO_WAKE_ABORT,      /* the wait cannot complete (no yield path) */
+  AIO_WAKE_DEADLOCK    /* nothing can ever wake it */
+} Wake;
+
+typedef enum TaskState {
+  AIO_TASK_NEW,        /* spawned, in the ready queue, never resumed */
+  AIO_TASK_READY,      /* in the ready queue */
+  AIO_TASK_RUNNING,    /* resumed right now (loop->current) */
+  AIO_TASK_WAITING,    /* suspended in a wait, not in the ready queue */
+  AIO_TASK_OK,         /* finished: returned normally */
+  AIO_TASK_FAILED,     /* finished: raised an error */
+  AIO_TASK_CANCELLED   /* finished: raised a cancelled error */
+} TaskState;
+
+#define aio_task_done(t) ((t)->state >= AIO_TASK_OK)
+
+/* Task.flags */
+#define AIO_TF_CANCEL     0x01  /* task:cancel() was requested */
+#define AIO_TF_UNSEEN     0x02  /* failed and nobody retrieved the error */
+#define AIO_TF_CALLBACKS  0x04  /* has on_done callbacks */
+#define AIO_TF_RESULTS    0x08  /* results stored as a table {n=...} */
+#define AIO_TF_NORESULT   0x10  /* finished with no results */
+#define AIO_TF_INREADY    0x20  /* has an entry in the ready queue */
+#define AIO_TF_EXTRA      0x40  /* user value 1 is the extra table */
+
+/*
+** A task: a Lua coroutine driven by the scheduler. Lives in a userdata of
+** metatable "aio.Task" (switched to "aio.Task.failed", which has a __gc
+** that reports unretrieved errors, when it fails) with one user value:
+** the coroutine while it runs, then its result (one value, or a table
+** {n=...}) or its error; or, once anything else must be kept (name,
+** reason, traceback, callbacks, spawn site: AIO_TF_EXTRA), a table with
+** those fields plus `co` or `value`. Anchored in the loop (slot `anchor`)
+** from spawn until it finishes, so raw Task pointers in the ready queue,
+** the timer heap and wait lists are always valid.
+*/
+typedef struct Task {
+  Waiter wait;          /* membership in one wait list while WAITING */
+  Link awaiters;        /* Waiters to notify when the task finishes */
+  Timer timer;          /* sleep / wait timeout */
+  lua_State *co;        /* the coroutine; NULL once finished */
+  struct Scope *scope;  /* innermost active cancel scope, or NULL */
+  uint32_t id;          /* "task-<id>" */
+  uint32_t anchor;      /* slot in the loop's anchor table; 0 = none */
+  uint8_t state;        /* TaskState */
+  uint8_t wake;         /* Wake: why it was made ready */
+  uint8_t flags;        /* AIO_TF_* */
+  uint8_t nargs;        /* values pushed on co for the next resume */
+  uint8_t nexpired;     /* expired deadline scopes in the chain */
+} Task;
+
+
+/*
+** A cancel scope: the frame of aio.timeout (deadline) or aio.shield
+** (shield). Scopes of a task form a chain from the innermost (task->scope)
+** outwards. A scope lives in a userdata held on the stack of the C
+** function that opened it; its __gc unlinks it if a coroutine is abandoned
+** while inside it.
+*/
+typedef struct Scope {
+  Timer timer;          /* the deadline (timeout scopes only) */
+  struct Scope *parent; /* next outer scope of the same chain */
+  Task *task;           /* the task whose chain holds it, or NULL */
+  lua_State *co;        /* the coroutine that opened it */
+  double seconds;       /* the duration asked for (for messages) */
+  uint8_t shield;       /* 1: stops outer cancellation */
+  uint8_t expired;      /* the deadline has passed */
+  uint8_t delivered;    /* a cancelled error of this scope was raised */
+  uint8_t detached;     /* its coroutine yielded out of it (a generator) */
+} Scope;
+
+
+/*
+** Every libuv handle opened by an aio module lives in memory that starts
+** with this header (handle->data points at it) so that shutdown can close
+** forgotten handles with the right close callback.
+*/
+typedef struct AioHandle {
+  uv_close_cb on_close;  /* frees the memory; NULL for loop-owned handles */
+} AioHandle;
+
+
+/*
+** The loop: one per Lua state, in a userdata that lives as long as the
+** aio.core module (it is the upvalue of every core function, and is in the
+** registry under &aio__key_loop). Its Lua-side tables live in the registry
+** under the aio__key_* addresses below.
+*/
+typedef struct Loop {
+  uv_loop_t uv;           /* the libuv loop, initialised per run */
+  uv_timer_t timer;       /* wakes the poll at the earliest deadline */
+  uv_signal_t sigint;     /* SIGINT cancels the main task */
+  AioHandle core_handle;  /* data of the loop's own handles */
+  lua_State *L;           /* the thread that called aio.run */
+  Task *current;          /* the task being resumed, or NULL */
+  Task *main;             /* the main task of the run */
+  /* ready queue: ring buffer of tasks, run in rounds */
+  Task **ready;
+  uint32_t rhead, rcount, rcap;
+  /* timer heap */
+  HeapEntry *heap;
+  uint32_t hcount, hcap;
+  uint32_t seq;
+  uint64_t armed;         /* deadline the uv timer is armed for (0 none) */
+  uint64_t now;           /* hrtime at the last poll */
+  /* poll policy while tasks are ready */
+  uint32_t since_poll;    /* resumes since the last poll */
+  int64_t poll_tick;      /* coarse clock tick of the last poll */
+  /* anchors */
+  uint32_t *free_slots;   /* free anchor slots, a stack */
+  uint32_t nfree, free_cap, nslots;
+  uint32_t ntasks;        /* tasks not finished */
+  uint32_t next_id;
+  uint32_t generation;    /* incremented per aio.run */
+  uint32_t ncallbacks;    /* pending on_done calls */
+  uint32_t ndetached;     /* entries in the detached-scope table */
+  uint32_t nhandles;      /* open module handles (for leak checks) */
+  int running;            /* inside aio.run */
+  int stopping;           /* main task finished: shutting down */
+  int interrupted;        /* SIGINTs received */
+  int debug;              /* debug mode */
+  double slow;            /* debug: warn past this many seconds */
+} Loop;
+
+/* loop.c */
+Loop *aio__loop (lua_State *L);
+uint64_t aio__hrtime (void);
+void aio__handle_opened (Loop *loop);
+void aio__handle_closed (Loop *loop);
+void aio__check_running (lua_State *L, Loop *loop, const char *what);
+
+/* sched.c */
+void aio__ready_push (Loop *loop, Task *t);
+void aio__ready_remove (Loop *loop, Task *t);
+int aio__run_loop (lua_State *L, Loop *loop, Task *until);
+
+/* timer.c */
+void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when);
+void aio__timer_cancel (Loop *loop, Timer *tm);
+void aio__timers_expire (Loop *loop);
+uint64_t aio__deadline (Loop *loop, double seconds);
+double aio__checkduration (lua_State *L, int arg);
+void aio__open_timer (lua_State *L);
+
+/* task.c */
+extern const char aio__token;  /* the value yielded to the scheduler */
+Task *aio__task_enter (lua_State *L, Loop *loop, const char *what);
+int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+int aio__task_wake (Loop *loop, Task *t, int wake);
+void aio__task_disarm (Loop *loop, Task *t);
+void aio__checkpoint (lua_State *L, Task *t);
+int aio__wake_raise (lua_State *L, Task *t);
+void aio__push_cancel_error (lua_State *L, int idx, Task *t);
+int aio__cancel_pending (Task *t);
+int aio__task_cancel (lua_State *L, Loop *loop, Task *t, int reason);
+void aio__task_finish (Loop *loop, Task *t, int nres);
+void aio__task_kill (Loop *loop, Task *t, int err);
+int aio__task_results (lua_State *L, int idx);
+Task *aio__checktask (lua_State *L, int idx);
+Task *aio__totask (lua_State *L, int idx);
+void aio__notify_all (Loop *loop, Link *list);
+void aio__report_unretrieved (lua_State *L);
+void aio__debug_slow (lua_State *L, Loop *loop, Task *t, double secs);
+void aio__open_task (lua_State *L);
+
+/* scope.c */
+int aio__scope_raise (lua_State *L, Task *t);
+void aio__scope_expire (Loop *loop, Scope *s);
+void aio__scopes_clear (Loop *loop, Task *t);
+void aio__scopes_detach (lua_State *L, Loop *loop, Task *t, int coidx);
+void aio__scopes_attach (lua_State *L, Loop *loop, Task *t, int coidx);
+void aio__open_scope (lua_State *L);
+
+/* coro.c */
+void aio__open_coro (lua_State *L);
+
+/* error.c */
+void aio__error_new (lua_State *L, const char *kind, const char *fmt, ...);
+int aio__error (lua_State *L, const char *kind, const char *fmt, ...);
+int aio__usage (lua_State *L, const char *fmt, ...);
+int aio__is_error (lua_State *L, int idx, const char *kind);
+void aio__setfield_str (lua_State *L, const char *k, const char *v);
+void aio__setfield_num (lua_State *L, const char *k, lua_Number v);
+void aio__open_error (lua_State *L);
+
+/* anchor helpers (loop.c): keep a value reachable while C holds it */
+uint32_t aio__anchor (lua_State *L, Loop *loop, int idx);
+void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot);
+void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot);
+void aio__new_weak_table (lua_State *L, const char *key);
+
+/* Registry keys (their addresses) of the loop's Lua-side tables. */
+extern const char aio__key_loop;       /* the Loop userdata */
+extern const char aio__key_anchors;    /* array: anchored objects */
+extern const char aio__key_callbacks;  /* array: pending on_done (fn, task) */
+extern const char aio__key_detached;   /* weak keys: coroutine -> scope */
+extern const char aio__key_exithooks;  /* array: run-exit hooks */
+extern const char aio__key_unseen;     /* weak keys: failed tasks unseen */
+
+/* Registers `l` into the table on top, each function with the loop
+** userdata (at absolute index `loopidx`) as its only upvalue. */
+void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l);
+
+#define aio_upvalue_loop(L) \
+  ((Loop *)lua_touserdata((L), lua_upvalueindex(1)))
+
+#endif

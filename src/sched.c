@@ -1,0 +1,261 @@
+/*
+** sched.c
+** The scheduler: the ready queue, drained in rounds, the one place where
+** task coroutines are resumed, and the policy that interleaves rounds with
+** polling libuv for I/O and timers.
+** See LICENSE
+*/
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "aio.h"
+
+/* Poll I/O between rounds at least after this many resumes, or whenever
+** the coarse clock ticked (a few ms) since the last poll. */
+#define POLL_EVERY 256
+
+
+/* ---------------------------------------------------------------------
+** Ready queue: a ring buffer of tasks (capacity a power of two)
+** ------------------------------------------------------------------- */
+
+static void ready_grow (Loop *loop) {
+  uint32_t cap = loop->rcap ? loop->rcap * 2 : 256;
+  uint32_t i;
+  Task **r = malloc(cap * sizeof *r);
+  if (r == NULL) abort();  /* the queue must not lose a task */
+  for (i = 0; i < loop->rcount; i++)
+    r[i] = loop->ready[(loop->rhead + i) & (loop->rcap - 1)];
+  free(loop->ready);
+  loop->ready = r;
+  loop->rcap = cap;
+  loop->rhead = 0;
+}
+
+
+/* Appends `t` to the ready queue unless it already has an entry there. */
+void aio__ready_push (Loop *loop, Task *t) {
+  if (t->flags & AIO_TF_INREADY) return;
+  if (loop->rcount == loop->rcap) ready_grow(loop);
+  loop->ready[(loop->rhead + loop->rcount) & (loop->rcap - 1)] = t;
+  loop->rcount++;
+  t->flags |= AIO_TF_INREADY;
+}
+
+
+/* Removes the queue entry of `t` (a task that finished while it had one). */
+void aio__ready_remove (Loop *loop, Task *t) {
+  uint32_t i, j = 0, mask = loop->rcap - 1;
+  for (i = 0; i < loop->rcount; i++) {
+    Task *e = loop->ready[(loop->rhead + i) & mask];
+    if (e != t) loop->ready[(loop->rhead + j++) & mask] = e;
+  }
+  loop->rcount = j;
+  t->flags &= ~AIO_TF_INREADY;
+}
+
+
+static Task *ready_pop (Loop *loop) {
+  Task *t = loop->ready[loop->rhead];
+  loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
+  loop->rcount--;
+  t->flags &= ~AIO_TF_INREADY;
+  return t;
+}
+
+
+/* ---------------------------------------------------------------------
+** Resuming a task
+** ------------------------------------------------------------------- */
+
+/* A task cancelled before it ever ran finishes without running. */
+static void finish_unstarted (lua_State *L, Loop *loop, Task *t) {
+  aio__push_anchored(L, loop, t->anchor);
+  aio__push_cancel_error(L, -1, t);
+  lua_remove(L, -2);
+  lua_settop(t->co, 0);
+  lua_pushboolean(t->co, 0);
+  lua_xmove(L, t->co, 1);
+  aio__task_finish(loop, t, 2);
+}
+
+
+/*
+** Resumes task `t` once: the only call of lua_resume on a task's
+** coroutine. The task runs until it suspends (yields the token), returns
+** or fails; what it yields otherwise ends it with a `usage` error.
+*/
+static void task_step (Loop *loop, Task *t) {
+  lua_State *L = loop->L;
+  lua_State *co = t->co;
+  int nargs, nres, status;
+  uint64_t t0 = 0;
+  if (t->state == AIO_TASK_NEW) {
+    if (t->flags & AIO_TF_CANCEL) { finish_unstarted(L, loop, t); return; }
+    nargs = lua_gettop(co) - 1;
+  }
+  else if (t->state == AIO_TASK_READY) nargs = t->nargs;
+  else return;  /* a stale entry (see AIO_WAKE_ABORT in coro.c) */
+  t->nargs = 0;
+  t->state = AIO_TASK_RUNNING;
+  loop->current = t;
+  if (loop->debug) t0 = aio__hrtime();
+  status = lua_resume(co, L, nargs, &nres);
+  loop->current = NULL;
+  loop->since_poll++;
+  if (status == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(co, -1) == (void *)&aio__token)
+      lua_pop(co, 1);
+    else {
+      lua_pop(co, nres);
+      aio__error_new(L, "usage", "a task yielded to the scheduler with "
+                     "coroutine.yield outside any coroutine of its own; "
+                     "use aio.sleep(0) to let other tasks run");
+      aio__task_kill(loop, t, 1);
+    }
+  }
+  else if (status == LUA_OK) aio__task_finish(loop, t, nres);
+  else {
+    lua_xmove(co, L, 1);
+    aio__task_kill(loop, t, 1);
+  }
+  if (loop->debug) {
+    double secs = (double)(aio__hrtime() - t0) / AIO_NS;
+    if (secs > loop->slow) aio__debug_slow(L, loop, t, secs);
+  }
+}
+
+
+/* Runs the tasks that are ready now; those made ready meanwhile wait for
+** the next round. */
+static void run_round (Loop *loop) {
+  uint32_t n = loop->rcount;
+  while (n-- > 0 && loop->rcount > 0) task_step(loop, ready_pop(loop));
+}
+
+
+/* Calls the pending on_done callbacks, each protected; errors are
+** reported on stderr (a callback has nobody to raise to). */
+static void run_callbacks (lua_State *L, Loop *loop) {
+  uint32_t i, n = loop->ncallbacks;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_callbacks);   /* cbs */
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__key_callbacks);
+  loop->ncallbacks = 0;
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i * 2 + 1);
+    lua_rawgeti(L, -2, (lua_Integer)i * 2 + 2);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      fprintf(stderr, "aio: an on_done callback failed: %s\n",
+              luaL_tolstring(L, -1, NULL));
+      fflush(stderr);
+      lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+
+/* ---------------------------------------------------------------------
+** Polling
+** ------------------------------------------------------------------- */
+
+static int64_t coarse_tick (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* Runs libuv once in `mode`, then fires the deadlines that passed. */
+static void poll_io (Loop *loop, uv_run_mode mode) {
+  uv_run(&loop->uv, mode);
+  loop->now = aio__hrtime();
+  aio__timers_expire(loop);
+  loop->since_poll = 0;
+  loop->poll_tick = coarse_tick();
+}
+
+
+static void on_timer (uv_timer_t *h) {
+  Loop *loop = aio_container_of(h, Loop, timer);
+  loop->armed = 0;
+}
+
+
+/*
+** Every task is waiting and nothing can wake any of them (no timer, no
+** active handle or request). Wakes the main task (all waiting tasks once
+** it is done) with AIO_WAKE_DEADLOCK, so they raise instead of hanging.
+*/
+static void deadlock (lua_State *L, Loop *loop) {
+  uint32_t i;
+  if (loop->main != NULL && !aio_task_done(loop->main) &&
+      aio__task_wake(loop, loop->main, AIO_WAKE_DEADLOCK))
+    return;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  for (i = 1; i <= loop->nslots; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = aio__totask(L, -1);
+    if (t != NULL) aio__task_wake(loop, t, AIO_WAKE_DEADLOCK);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+
+/* Nothing is ready: blocks in libuv until I/O, a signal or the earliest
+** deadline. */
+static void poll_blocking (lua_State *L, Loop *loop) {
+  if (loop->hcount > 0) {
+    HeapEntry *top = &loop->heap[0];
+    uint64_t now = aio__hrtime();
+    if (top->when <= now) {
+      loop->now = now;
+      aio__timers_expire(loop);
+      return;
+    }
+    if (loop->armed != top->when) {
+      uint64_t ms = (top->when - now + 999999) / 1000000;
+      uv_update_time(&loop->uv);
+      uv_timer_start(&loop->timer, on_timer, ms, 0);
+      loop->armed = top->when;
+    }
+  }
+  else if (loop->armed) {
+    uv_timer_stop(&loop->timer);
+    loop->armed = 0;
+  }
+  if (loop->hcount == 0 && !uv_loop_alive(&loop->uv)) {
+    deadlock(L, loop);
+    return;
+  }
+  poll_io(loop, UV_RUN_ONCE);
+}
+
+
+/*
+** Runs the scheduler until task `until` is done, or with until == NULL
+** until no task is left (and no callback is pending). Rounds of ready
+** tasks alternate with non-blocking polls (at least every POLL_EVERY
+** resumes or every coarse clock tick), so busy tasks cannot starve I/O and
+** ready tasks never wait for a poll timeout.
+*/
+int aio__run_loop (lua_State *L, Loop *loop, Task *until) {
+  for (;;) {
+    if (loop->ncallbacks > 0) run_callbacks(L, loop);
+    if (until != NULL ? aio_task_done(until)
+                      : (loop->ntasks == 0 && loop->ncallbacks == 0))
+      return 0;
+    if (loop->interrupted > 1 && loop->stopping) return 1;
+    if (loop->rcount > 0) {
+      run_round(loop);
+      if (loop->since_poll >= POLL_EVERY || coarse_tick() != loop->poll_tick)
+        poll_io(loop, UV_RUN_NOWAIT);
+    }
+    else if (loop->ncallbacks == 0) poll_blocking(L, loop);
+  }
+}

@@ -1,0 +1,195 @@
+/*
+** timer.c
+** Deadlines: one binary min-heap of Timer nodes per loop, FIFO among equal
+** deadlines, and durations as Lua passes them.
+** See LICENSE
+*/
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "aio.h"
+
+
+/* Is entry `a` due before entry `b`? Equal deadlines keep arming order. */
+static int before (const HeapEntry *a, const HeapEntry *b) {
+  if (a->when != b->when) return a->when < b->when;
+  return (int32_t)(a->tm->seq - b->tm->seq) < 0;
+}
+
+
+static void heap_place (Loop *loop, HeapEntry e, uint32_t i) {
+  loop->heap[i] = e;
+  e.tm->slot = i + 1;
+}
+
+
+static void heap_up (Loop *loop, uint32_t i) {
+  HeapEntry e = loop->heap[i];
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 4;
+    if (!before(&e, &loop->heap[parent])) break;
+    heap_place(loop, loop->heap[parent], i);
+    i = parent;
+  }
+  heap_place(loop, e, i);
+}
+
+
+/* The index of the earliest child of `i`, or 0 if it has none. */
+static uint32_t min_child (Loop *loop, uint32_t i) {
+  uint32_t c = 4 * i + 1, end = c + 4, best;
+  if (c >= loop->hcount) return 0;
+  if (end > loop->hcount) end = loop->hcount;
+  for (best = c++; c < end; c++)
+    if (before(&loop->heap[c], &loop->heap[best])) best = c;
+  return best;
+}
+
+
+static void heap_down (Loop *loop, uint32_t i) {
+  HeapEntry e = loop->heap[i];
+  uint32_t c;
+  while ((c = min_child(loop, i)) != 0 && before(&loop->heap[c], &e)) {
+    heap_place(loop, loop->heap[c], i);
+    i = c;
+  }
+  heap_place(loop, e, i);
+}
+
+
+/*
+** Arms `tm` for deadline `when` (re-arms it if it was armed). Never raises:
+** on allocation failure it aborts, as the heap cannot be left inconsistent
+** (the heap only grows by doubling, so this is a genuine out-of-memory).
+*/
+void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when) {
+  HeapEntry e;
+  if (tm->slot) aio__timer_cancel(loop, tm);
+  if (loop->hcount == loop->hcap) {
+    uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
+    HeapEntry *h = realloc(loop->heap, cap * sizeof *h);
+    if (h == NULL) abort();
+    loop->heap = h;
+    loop->hcap = cap;
+  }
+  tm->seq = loop->seq++;
+  e.when = when;
+  e.tm = tm;
+  heap_place(loop, e, loop->hcount++);
+  heap_up(loop, loop->hcount - 1);
+}
+
+
+/* Removes `tm` from the heap if it is armed. */
+void aio__timer_cancel (Loop *loop, Timer *tm) {
+  uint32_t i, last;
+  if (tm->slot == 0) return;
+  i = tm->slot - 1;
+  tm->slot = 0;
+  last = --loop->hcount;
+  if (i == last) return;
+  heap_place(loop, loop->heap[last], i);
+  if (i > 0 && before(&loop->heap[i], &loop->heap[(i - 1) / 4]))
+    heap_up(loop, i);
+  else
+    heap_down(loop, i);
+}
+
+
+/*
+** Fires every timer whose deadline is not after loop->now, earliest first.
+** Firing only marks tasks ready (or calls a C callback); it never runs Lua.
+*/
+void aio__timers_expire (Loop *loop) {
+  while (loop->hcount > 0 && loop->heap[0].when <= loop->now) {
+    Timer *tm = loop->heap[0].tm;
+    aio__timer_cancel(loop, tm);
+    switch (tm->kind) {
+      case AIO_TIMER_TASK:
+        aio__task_wake(loop, aio_container_of(tm, Task, timer), AIO_WAKE_TIMER);
+        break;
+      case AIO_TIMER_SCOPE:
+        aio__scope_expire(loop, aio_container_of(tm, Scope, timer));
+        break;
+      default: {
+        TimerCb *tc = aio_container_of(tm, TimerCb, timer);
+        tc->fire(loop, tc);
+        break;
+      }
+    }
+  }
+}
+
+
+/* The deadline `seconds` from now; durations past ~300 years never come. */
+uint64_t aio__deadline (Loop *loop, double seconds) {
+  uint64_t now = aio__hrtime();
+  (void)loop;
+  if (seconds >= 1e10) return AIO_FOREVER;
+  return now + (uint64_t)(seconds * AIO_NS);
+}
+
+
+/*
+** Checks argument `arg` as a duration: a number (not a numeric string),
+** not NaN; negative means 0. Raises a standard argument error otherwise.
+*/
+double aio__checkduration (lua_State *L, int arg) {
+  double d;
+  if (lua_type(L, arg) != LUA_TNUMBER)
+    luaL_typeerror(L, arg, "number");
+  d = (double)lua_tonumber(L, arg);
+  if (isnan(d)) luaL_argerror(L, arg, "duration is NaN");
+  return d < 0 ? 0 : d;
+}
+
+
+/* ---------------------------------------------------------------------
+** aio.sleep and aio.now
+** ------------------------------------------------------------------- */
+
+static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
+  Task *t = (Task *)ctx;
+  (void)status;
+  if (t->wake >= AIO_WAKE_CANCEL) aio__wake_raise(L, t);
+  aio__checkpoint(L, t);
+  return 0;
+}
+
+
+/*
+** aio.sleep(seconds) (suspends). sleep(0) puts the task at the back of the
+** ready queue: every task ready now runs once before it continues. Other
+** durations arm the task's own heap node: no libuv handle per sleep.
+*/
+static int l_sleep (lua_State *L) {
+  Loop *loop = aio_upvalue_loop(L);
+  double secs = aio__checkduration(L, 1);
+  Task *t = aio__task_enter(L, loop, "aio.sleep");
+  if (secs == 0) {
+    t->state = AIO_TASK_READY;
+    aio__ready_push(loop, t);
+  }
+  else aio__timer_arm(loop, &t->timer, aio__deadline(loop, secs));
+  return aio__suspend(L, t, (lua_KContext)t, sleep_k);
+}
+
+
+/* aio.now() -> monotonic time in seconds */
+static int l_now (lua_State *L) {
+  lua_pushnumber(L, (lua_Number)aio__hrtime() / AIO_NS);
+  return 1;
+}
+
+
+static const luaL_Reg timer_funcs[] = {
+  {"sleep", l_sleep},
+  {"now", l_now},
+  {NULL, NULL}
+};
+
+
+void aio__open_timer (lua_State *L) {
+  aio__setfuncs(L, lua_gettop(L) - 1, timer_funcs);
+}

@@ -4,6 +4,43 @@
 ** See LICENSE
 */
 
+/*
+** Writing a C module on this core (fs, tcp, http, ...): the contract.
+**
+** 1. Suspending. A function that waits calls `t = aio__task_enter(L, loop,
+**    "aio.x.y")` first (raises `usage` outside a task, and the pending
+**    cancellation if any), arms its wait (a libuv request or handle whose
+**    callback will wake `t`, and/or t->wait.link in a wait list, and/or
+**    aio__timer_arm(&t->timer)), then `return aio__suspend(L, t, ctx, k)`.
+**    `k(L, status, ctx)` runs when the task is resumed, with the values the
+**    waker pushed (if any) on top of the stack.
+** 2. Waking. libuv callbacks never call Lua: they store their outcome in
+**    C memory and call aio__task_wake(loop, t, AIO_WAKE_OK) (it returns 0
+**    if the task no longer waits). To hand values over, push them on t->co
+**    (lua_checkstack first) and set t->nargs before waking.
+** 3. In `k`: if t->wake is not the success you armed (AIO_WAKE_CANCEL,
+**    _ABORT, _DEADLOCK), the wait was interrupted: stop the operation
+**    (uv_cancel a request, or mark it abandoned so that its callback frees
+**    it instead of waking; close a handle), hand back anything you took,
+**    then call aio__wake_raise(L, t) (never returns). On success call
+**    aio__checkpoint(L, t) before returning results if a cancellation that
+**    arrived meanwhile must win (it raises); skip it if the result would
+**    be lost (then the next suspension raises instead).
+** 4. Memory a libuv request or handle uses must stay valid until its
+**    callback: keep it in malloc'd memory or in a userdata anchored with
+**    aio__anchor until the close/request callback (which unanchors it).
+**    Every handle's `data` points at memory that starts with AioHandle, so
+**    the end of aio.run can close forgotten handles with the right
+**    callback. Count open handles with aio__handle_opened/_closed.
+** 5. Objects outliving a run: remember loop->generation when opening;
+**    using an object of another run raises "attempt to use a closed X".
+** 6. Errors: aio__error(L, kind, fmt, ...) raises {kind=, message=}; push
+**    one with aio__error_new to add fields (code, path, url, ...) first.
+**    luaL_error jumps past C clean-up: free or anchor memory before it.
+** 7. Clean-up at the end of a run: core.at_exit(fn) from Lua; tasks are
+**    cancelled (and unwind) before the hooks run, handles closed after.
+*/
+
 #ifndef AIO_H
 #define AIO_H
 
@@ -16,6 +53,14 @@
 
 #if LUA_VERSION_NUM != 504
 #error "aio needs Lua 5.4"
+#endif
+
+/* Only luaopen_aio_core is exported from the shared object. */
+#if defined(__GNUC__)
+#define AIO_EXPORT __attribute__((visibility("default")))
+#pragma GCC visibility push(hidden)
+#else
+#define AIO_EXPORT
 #endif
 
 /* Lua 5.4.6 renamed lua_resetthread to lua_closethread(L, from). */
@@ -319,5 +364,9 @@ void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l);
 
 #define aio_upvalue_loop(L) \
   ((Loop *)lua_touserdata((L), lua_upvalueindex(1)))
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

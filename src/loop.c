@@ -193,14 +193,14 @@ static void walk_close (uv_handle_t *h, void *arg) {
 }
 
 
-/* Closes every libuv handle still open and the loop itself. */
+/* Closes every libuv handle still open, waits for requests still in
+** flight (thread-pool work cannot be interrupted), then closes the loop. */
 static void close_loop (Loop *loop) {
   uint32_t i;
-  uv_walk(&loop->uv, walk_close, NULL);
-  while (uv_loop_close(&loop->uv) == UV_EBUSY) {
+  do {
     uv_walk(&loop->uv, walk_close, NULL);
-    uv_run(&loop->uv, UV_RUN_NOWAIT);
-  }
+    uv_run(&loop->uv, UV_RUN_DEFAULT);
+  } while (uv_loop_close(&loop->uv) == UV_EBUSY);
   for (i = 0; i < loop->hcount; i++) loop->heap[i].tm->slot = 0;
   loop->hcount = 0;
   loop->armed = 0;
@@ -362,7 +362,7 @@ static const luaL_Reg loop_funcs[] = {
 };
 
 
-int luaopen_aio_core (lua_State *L);
+AIO_EXPORT int luaopen_aio_core (lua_State *L);
 
 int luaopen_aio_core (lua_State *L) {
   Loop *loop;

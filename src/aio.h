@@ -111,11 +111,14 @@ static inline void link_remove (Link *l) {
 
 
 /*
-** Deadline timer: a node of the loop's 4-ary min-heap, ordered by (when,
-** seq) so that equal deadlines fire in arming order. The heap stores each
-** deadline next to its Timer pointer, so comparisons rarely touch the
-** timers. A timer does not own a libuv handle: one uv_timer_t per loop
-** wakes the poll for the earliest deadline.
+** Deadline timer: a node of the loop's deadline queue, ordered by (when,
+** seq) so that equal deadlines fire in arming order. The queue is a 4-ary
+** min-heap plus a FIFO for the common case of deadlines armed in
+** non-decreasing order (many tasks sleeping the same duration): those are
+** appended in O(1) and popped in O(1). Both store each deadline next to its
+** Timer pointer, so comparisons rarely touch the timers. A timer does not
+** own a libuv handle: one uv_timer_t per loop wakes the poll for the
+** earliest deadline.
 */
 typedef enum TimerKind {
   AIO_TIMER_TASK,      /* Task.timer: wakes the task with AIO_WAKE_TIMER */
@@ -125,8 +128,9 @@ typedef enum TimerKind {
 
 typedef struct Timer {
   uint32_t seq;          /* arming order (compared with wrap-around) */
-  unsigned slot : 28;    /* heap index + 1; 0 while not armed */
-  unsigned kind : 4;     /* TimerKind */
+  unsigned slot : 28;    /* heap or FIFO index + 1; 0 while not armed */
+  unsigned kind : 3;     /* TimerKind */
+  unsigned infifo : 1;   /* slot indexes the FIFO, not the heap */
 } Timer;
 
 typedef struct HeapEntry {
@@ -160,7 +164,8 @@ typedef enum Wake {
   AIO_WAKE_TIMER,      /* its own timer expired */
   AIO_WAKE_CANCEL,     /* a cancellation or deadline must be delivered */
   AIO_WAKE_ABORT,      /* the wait cannot complete (no yield path) */
-  AIO_WAKE_DEADLOCK    /* nothing can ever wake it */
+  AIO_WAKE_DEADLOCK,   /* nothing can ever wake it */
+  AIO_WAKE_CLOSED      /* the object it waited on was closed */
 } Wake;
 
 typedef enum TaskState {
@@ -224,6 +229,7 @@ typedef struct Scope {
   Task *task;           /* the task whose chain holds it, or NULL */
   lua_State *co;        /* the coroutine that opened it */
   double seconds;       /* the duration asked for (for messages) */
+  uint8_t manual;       /* opened by core.scope_open (a TaskGroup) */
   uint8_t shield;       /* 1: stops outer cancellation */
   uint8_t expired;      /* the deadline has passed */
   uint8_t delivered;    /* a cancelled error of this scope was raised */
@@ -258,9 +264,13 @@ typedef struct Loop {
   /* ready queue: ring buffer of tasks, run in rounds */
   Task **ready;
   uint32_t rhead, rcount, rcap;
-  /* timer heap */
+  /* deadline queue: heap + FIFO ring (see Timer) */
   HeapEntry *heap;
   uint32_t hcount, hcap;
+  HeapEntry *fifo;        /* ring; a NULL tm marks a cancelled entry */
+  uint32_t fhead, fcount, fcap;
+  uint32_t flive;         /* entries of the FIFO still armed */
+  uint64_t flast;         /* deadline of the FIFO's last entry */
   uint32_t seq;
   uint64_t armed;         /* deadline the uv timer is armed for (0 none) */
   uint64_t now;           /* hrtime at the last poll */
@@ -299,6 +309,9 @@ int aio__run_loop (lua_State *L, Loop *loop, Task *until);
 void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when);
 void aio__timer_cancel (Loop *loop, Timer *tm);
 void aio__timers_expire (Loop *loop);
+uint64_t aio__timer_next (Loop *loop);
+uint32_t aio__timer_count (Loop *loop);
+void aio__timers_reset (Loop *loop);
 uint64_t aio__deadline (Loop *loop, double seconds);
 double aio__checkduration (lua_State *L, int arg);
 void aio__open_timer (lua_State *L);
@@ -335,6 +348,13 @@ void aio__open_scope (lua_State *L);
 /* coro.c */
 void aio__open_coro (lua_State *L);
 
+/* semaphore.c, queue.c, waitlist.c, watch.c: primitives for aio.sync,
+** aio.queue and composition */
+void aio__open_semaphore (lua_State *L);
+void aio__open_queue (lua_State *L);
+void aio__open_waitlist (lua_State *L);
+void aio__open_watch (lua_State *L);
+
 /* error.c */
 void aio__error_new (lua_State *L, const char *kind, const char *fmt, ...);
 int aio__error (lua_State *L, const char *kind, const char *fmt, ...);
@@ -343,6 +363,14 @@ int aio__is_error (lua_State *L, int idx, const char *kind);
 void aio__setfield_str (lua_State *L, const char *k, const char *v);
 void aio__setfield_num (lua_State *L, const char *k, lua_Number v);
 void aio__open_error (lua_State *L);
+
+/* Objects: every metatable of an aio object type carries its type's mark
+** (an address used as a light-userdata key) so that one check accepts all
+** of a type's metatables. */
+void *aio__testobj (lua_State *L, int idx, const void *mark);
+void *aio__checkobj (lua_State *L, int idx, const void *mark,
+                     const char *tname);
+void aio__markmeta (lua_State *L, const void *mark);
 
 /* anchor helpers (loop.c): keep a value reachable while C holds it */
 uint32_t aio__anchor (lua_State *L, Loop *loop, int idx);

@@ -57,6 +57,36 @@ void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l) {
 
 
 /* ---------------------------------------------------------------------
+** Object type checks
+** ------------------------------------------------------------------- */
+
+/* The userdata at `idx` if its metatable carries `mark`, else NULL. */
+void *aio__testobj (lua_State *L, int idx, const void *mark) {
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  if (lua_rawgetp(L, -1, mark) != LUA_TBOOLEAN) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+
+
+/* As aio__testobj, raising a standard argument error naming `tname`. */
+void *aio__checkobj (lua_State *L, int idx, const void *mark,
+                     const char *tname) {
+  void *p = aio__testobj(L, idx, mark);
+  if (p == NULL) luaL_typeerror(L, idx, tname);
+  return p;
+}
+
+
+/* Puts `mark` into the metatable on top. */
+void aio__markmeta (lua_State *L, const void *mark) {
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, -2, mark);
+}
+
+
+/* ---------------------------------------------------------------------
 ** Anchors: an array table keeps objects reachable while C code holds raw
 ** pointers to them; freed slots are reused.
 ** ------------------------------------------------------------------- */
@@ -196,13 +226,11 @@ static void walk_close (uv_handle_t *h, void *arg) {
 /* Closes every libuv handle still open, waits for requests still in
 ** flight (thread-pool work cannot be interrupted), then closes the loop. */
 static void close_loop (Loop *loop) {
-  uint32_t i;
   do {
     uv_walk(&loop->uv, walk_close, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
   } while (uv_loop_close(&loop->uv) == UV_EBUSY);
-  for (i = 0; i < loop->hcount; i++) loop->heap[i].tm->slot = 0;
-  loop->hcount = 0;
+  aio__timers_reset(loop);
   loop->armed = 0;
   loop->rcount = 0;
   loop->rhead = 0;
@@ -304,7 +332,8 @@ static int l_stats (lua_State *L) {
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, loop->ntasks); lua_setfield(L, -2, "tasks");
   lua_pushinteger(L, loop->rcount); lua_setfield(L, -2, "ready");
-  lua_pushinteger(L, loop->hcount); lua_setfield(L, -2, "timers");
+  lua_pushinteger(L, aio__timer_count(loop));
+  lua_setfield(L, -2, "timers");
   lua_pushinteger(L, loop->nhandles); lua_setfield(L, -2, "handles");
   lua_pushboolean(L, loop->running); lua_setfield(L, -2, "running");
   lua_pushinteger(L, loop->generation); lua_setfield(L, -2, "generation");
@@ -334,9 +363,11 @@ static int loop_gc (lua_State *L) {
   }
   free(loop->ready);
   free(loop->heap);
+  free(loop->fifo);
   free(loop->free_slots);
   loop->ready = NULL;
   loop->heap = NULL;
+  loop->fifo = NULL;
   loop->free_slots = NULL;
   return 0;
 }
@@ -395,6 +426,10 @@ int luaopen_aio_core (lua_State *L) {
   aio__open_scope(L);
   aio__open_coro(L);
   aio__open_timer(L);
+  aio__open_semaphore(L);
+  aio__open_queue(L);
+  aio__open_waitlist(L);
+  aio__open_watch(L);
   aio__open_error(L);
   lua_pushvalue(L, loopidx);                        /* run: loop, core */
   lua_pushvalue(L, core);

@@ -210,26 +210,26 @@ static void deadlock (lua_State *L, Loop *loop) {
 /* Nothing is ready: blocks in libuv until I/O, a signal or the earliest
 ** deadline. */
 static void poll_blocking (lua_State *L, Loop *loop) {
-  if (loop->hcount > 0) {
-    HeapEntry *top = &loop->heap[0];
+  uint64_t next = aio__timer_next(loop);
+  if (next != 0) {
     uint64_t now = aio__hrtime();
-    if (top->when <= now) {
+    if (next <= now) {
       loop->now = now;
       aio__timers_expire(loop);
       return;
     }
-    if (loop->armed != top->when) {
-      uint64_t ms = (top->when - now + 999999) / 1000000;
+    if (loop->armed != next) {
+      uint64_t ms = (next - now + 999999) / 1000000;
       uv_update_time(&loop->uv);
       uv_timer_start(&loop->timer, on_timer, ms, 0);
-      loop->armed = top->when;
+      loop->armed = next;
     }
   }
   else if (loop->armed) {
     uv_timer_stop(&loop->timer);
     loop->armed = 0;
   }
-  if (loop->hcount == 0 && !uv_loop_alive(&loop->uv)) {
+  if (next == 0 && !uv_loop_alive(&loop->uv)) {
     deadlock(L, loop);
     return;
   }

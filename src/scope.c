@@ -65,8 +65,12 @@ int aio__scope_raise (lua_State *L, Task *t) {
       return lua_error(L);
     case 2:
       src->delivered = 1;
-      aio__error_new(L, "cancelled", "cancelled by aio.timeout (%s s "
-                     "deadline)", fmt_seconds(src->seconds, buf));
+      if (src->manual)
+        aio__error_new(L, "cancelled", "cancelled: a task of its "
+                       "TaskGroup failed");
+      else
+        aio__error_new(L, "cancelled", "cancelled by aio.timeout (%s s "
+                       "deadline)", fmt_seconds(src->seconds, buf));
       lua_pushlightuserdata(L, src);
       lua_rawsetp(L, -2, &scope_key);
       return lua_error(L);
@@ -164,9 +168,8 @@ void aio__scopes_attach (lua_State *L, Loop *loop, Task *t, int coidx) {
 }
 
 
-/* Opens a scope for the running task in a new userdata inserted at stack
-** index 1. */
-static Scope *scope_open (lua_State *L, Loop *loop, const char *fname) {
+/* Opens a scope for the running task in a new userdata left on top. */
+static Scope *scope_push (lua_State *L, Loop *loop, const char *fname) {
   Task *t = loop->current;
   Scope *s;
   if (t == NULL)
@@ -176,11 +179,18 @@ static Scope *scope_open (lua_State *L, Loop *loop, const char *fname) {
   memset(s, 0, sizeof *s);
   s->timer.kind = AIO_TIMER_SCOPE;
   luaL_setmetatable(L, SCOPE_MT);
-  lua_insert(L, 1);
   s->co = L;
   s->task = t;
   s->parent = t->scope;
   t->scope = s;
+  return s;
+}
+
+
+/* As scope_push, with the scope inserted at stack index 1. */
+static Scope *scope_open (lua_State *L, Loop *loop, const char *fname) {
+  Scope *s = scope_push(L, loop, fname);
+  lua_insert(L, 1);
   return s;
 }
 
@@ -268,9 +278,48 @@ static int scope_gc (lua_State *L) {
 }
 
 
+/*
+** Scopes not bound to a C frame, for Lua objects that own a region of a
+** task (TaskGroup): core.scope_open() -> scope, core.scope_cancel(scope),
+** core.scope_close(scope), core.scope_owns(scope, err) -> boolean.
+*/
+static int l_scope_open (lua_State *L) {
+  Scope *s = scope_push(L, aio_upvalue_loop(L), "aio.TaskGroup");
+  s->manual = 1;
+  return 1;
+}
+
+
+static int l_scope_cancel (lua_State *L) {
+  Scope *s = (Scope *)luaL_checkudata(L, 1, SCOPE_MT);
+  if (s->expired) return 0;
+  if (s->task != NULL) aio__scope_expire(aio_upvalue_loop(L), s);
+  else s->expired = 1;
+  return 0;
+}
+
+
+static int l_scope_close (lua_State *L) {
+  scope_unlink(aio_upvalue_loop(L), (Scope *)luaL_checkudata(L, 1, SCOPE_MT));
+  return 0;
+}
+
+
+static int l_scope_owns (lua_State *L) {
+  Scope *s = (Scope *)luaL_checkudata(L, 1, SCOPE_MT);
+  lua_settop(L, 2);
+  lua_pushboolean(L, is_own_cancel(L, s));
+  return 1;
+}
+
+
 static const luaL_Reg scope_funcs[] = {
   {"timeout", l_timeout},
   {"shield", l_shield},
+  {"scope_open", l_scope_open},
+  {"scope_cancel", l_scope_cancel},
+  {"scope_close", l_scope_close},
+  {"scope_owns", l_scope_owns},
   {NULL, NULL}
 };
 

@@ -106,21 +106,30 @@ static void push_name (lua_State *L, int idx, Task *t) {
 
 
 Task *aio__totask (lua_State *L, int idx) {
-  Task *t = NULL;
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    if (lua_rawgetp(L, -1, &task_mark) == LUA_TBOOLEAN)
-      t = (Task *)lua_touserdata(L, idx);
-    lua_pop(L, 2);
-  }
-  return t;
+  return (Task *)aio__testobj(L, idx, &task_mark);
 }
 
 
 Task *aio__checktask (lua_State *L, int idx) {
-  Task *t = aio__totask(L, idx);
-  if (t == NULL) luaL_typeerror(L, idx, TASK_MT);
-  return t;
+  return (Task *)aio__checkobj(L, idx, &task_mark, TASK_MT);
+}
+
+
+/* core.task_state(t) -> "pending" | "ok" | "failed" | "cancelled",
+** without retrieving anything */
+static int l_task_state (lua_State *L) {
+  Task *t = aio__checktask(L, 1);
+  lua_pushstring(L, t->state == AIO_TASK_OK ? "ok"
+                  : t->state == AIO_TASK_FAILED ? "failed"
+                  : t->state == AIO_TASK_CANCELLED ? "cancelled" : "pending");
+  return 1;
+}
+
+
+/* core.is_task(v) -> boolean */
+static int l_is_task (lua_State *L) {
+  lua_pushboolean(L, aio__totask(L, 1) != NULL);
+  return 1;
 }
 
 
@@ -287,6 +296,8 @@ int aio__wake_raise (lua_State *L, Task *t) {
   if (wake == AIO_WAKE_DEADLOCK)
     aio__error(L, "usage", "deadlock: every task is waiting and nothing "
                "can wake any of them");
+  if (wake == AIO_WAKE_CLOSED)
+    aio__error(L, "closed", "closed while waiting");
   aio__checkpoint(L, t);
   return aio__error(L, "cancelled", "task cancelled");
 }
@@ -767,6 +778,8 @@ static const luaL_Reg task_methods[] = {
 
 
 static const luaL_Reg task_funcs[] = {
+  {"is_task", l_is_task},
+  {"task_state", l_task_state},
   {"current", l_current},
   {"tasks", l_tasks},
   {NULL, NULL}
@@ -785,8 +798,7 @@ static void task_metatable (lua_State *L, int loopidx, int methods) {
   lua_setfield(L, -2, "__newindex");
   lua_pushcfunction(L, task_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, -2, &task_mark);
+  aio__markmeta(L, &task_mark);
 }
 
 

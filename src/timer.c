@@ -58,36 +58,21 @@ static void heap_down (Loop *loop, uint32_t i) {
 }
 
 
-/*
-** Arms `tm` for deadline `when` (re-arms it if it was armed). Never raises:
-** on allocation failure it aborts, as the heap cannot be left inconsistent
-** (the heap only grows by doubling, so this is a genuine out-of-memory).
-*/
-void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when) {
-  HeapEntry e;
-  if (tm->slot) aio__timer_cancel(loop, tm);
+static void heap_insert (Loop *loop, HeapEntry e) {
   if (loop->hcount == loop->hcap) {
     uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
     HeapEntry *h = realloc(loop->heap, cap * sizeof *h);
-    if (h == NULL) abort();
+    if (h == NULL) abort();  /* a lost deadline would hang its task */
     loop->heap = h;
     loop->hcap = cap;
   }
-  tm->seq = loop->seq++;
-  e.when = when;
-  e.tm = tm;
   heap_place(loop, e, loop->hcount++);
   heap_up(loop, loop->hcount - 1);
 }
 
 
-/* Removes `tm` from the heap if it is armed. */
-void aio__timer_cancel (Loop *loop, Timer *tm) {
-  uint32_t i, last;
-  if (tm->slot == 0) return;
-  i = tm->slot - 1;
-  tm->slot = 0;
-  last = --loop->hcount;
+static void heap_remove (Loop *loop, uint32_t i) {
+  uint32_t last = --loop->hcount;
   if (i == last) return;
   heap_place(loop, loop->heap[last], i);
   if (i > 0 && before(&loop->heap[i], &loop->heap[(i - 1) / 4]))
@@ -97,13 +82,137 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
 }
 
 
+/* FIFO: lays the armed entries out from slot 0 of a new ring of `cap`. */
+static void fifo_rebuild (Loop *loop, uint32_t cap) {
+  HeapEntry *r = malloc(cap * sizeof *r);
+  uint32_t i, j = 0, mask = loop->fcap - 1;
+  if (r == NULL) abort();
+  for (i = 0; i < loop->fcount; i++) {
+    HeapEntry e = loop->fifo[(loop->fhead + i) & mask];
+    if (e.tm == NULL) continue;
+    e.tm->slot = j + 1;
+    r[j++] = e;
+  }
+  free(loop->fifo);
+  loop->fifo = r;
+  loop->fcap = cap;
+  loop->fhead = 0;
+  loop->fcount = j;
+}
+
+
+static void fifo_append (Loop *loop, HeapEntry e) {
+  uint32_t i;
+  if (loop->fcount == loop->fcap) {
+    /* compact when cancelled entries are most of it, else grow */
+    uint32_t cap = loop->fcap ? loop->fcap : 64;
+    fifo_rebuild(loop, loop->flive * 2 < loop->fcount ? cap : cap * 2);
+  }
+  i = (loop->fhead + loop->fcount) & (loop->fcap - 1);
+  loop->fifo[i] = e;
+  e.tm->slot = i + 1;
+  e.tm->infifo = 1;
+  loop->fcount++;
+  loop->flive++;
+  loop->flast = e.when;
+}
+
+
+/* Drops cancelled entries from the FIFO's head. */
+static void fifo_trim (Loop *loop) {
+  while (loop->fcount > 0 && loop->fifo[loop->fhead].tm == NULL) {
+    loop->fhead = (loop->fhead + 1) & (loop->fcap - 1);
+    loop->fcount--;
+  }
+  if (loop->fcount == 0) {
+    loop->fhead = 0;
+    loop->flast = 0;
+  }
+}
+
+
+/*
+** Arms `tm` for deadline `when` (re-arms it if it was armed). Never raises:
+** on allocation failure it aborts, as a lost deadline would hang its task
+** (the queue only grows by doubling, so this is a genuine out-of-memory).
+*/
+void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when) {
+  HeapEntry e;
+  if (tm->slot) aio__timer_cancel(loop, tm);
+  tm->seq = loop->seq++;
+  e.when = when;
+  e.tm = tm;
+  if (when >= loop->flast) fifo_append(loop, e);
+  else {
+    tm->infifo = 0;
+    heap_insert(loop, e);
+  }
+}
+
+
+/* Disarms `tm` if it is armed. */
+void aio__timer_cancel (Loop *loop, Timer *tm) {
+  uint32_t i;
+  if (tm->slot == 0) return;
+  i = tm->slot - 1;
+  tm->slot = 0;
+  if (tm->infifo) {
+    tm->infifo = 0;
+    loop->fifo[i].tm = NULL;
+    loop->flive--;
+    fifo_trim(loop);
+  }
+  else heap_remove(loop, i);
+}
+
+
+/* The earliest armed entry, or NULL. */
+static HeapEntry *earliest (Loop *loop) {
+  HeapEntry *f = loop->fcount > 0 ? &loop->fifo[loop->fhead] : NULL;
+  HeapEntry *h = loop->hcount > 0 ? &loop->heap[0] : NULL;
+  if (f == NULL) return h;
+  if (h == NULL) return f;
+  return before(h, f) ? h : f;
+}
+
+
+/* The earliest deadline armed, or 0 if none is. */
+uint64_t aio__timer_next (Loop *loop) {
+  HeapEntry *e = earliest(loop);
+  return e != NULL ? e->when : 0;
+}
+
+
+uint32_t aio__timer_count (Loop *loop) {
+  return loop->hcount + loop->flive;
+}
+
+
+/* Disarms everything (the end of a run). */
+void aio__timers_reset (Loop *loop) {
+  uint32_t i;
+  for (i = 0; i < loop->hcount; i++) loop->heap[i].tm->slot = 0;
+  for (i = 0; i < loop->fcount; i++) {
+    HeapEntry *e = &loop->fifo[(loop->fhead + i) & (loop->fcap - 1)];
+    if (e->tm != NULL) {
+      e->tm->slot = 0;
+      e->tm->infifo = 0;
+    }
+  }
+  loop->hcount = 0;
+  loop->fcount = loop->fhead = loop->flive = 0;
+  loop->flast = 0;
+}
+
+
 /*
 ** Fires every timer whose deadline is not after loop->now, earliest first.
 ** Firing only marks tasks ready (or calls a C callback); it never runs Lua.
 */
 void aio__timers_expire (Loop *loop) {
-  while (loop->hcount > 0 && loop->heap[0].when <= loop->now) {
-    Timer *tm = loop->heap[0].tm;
+  HeapEntry *e;
+  while ((e = earliest(loop)) != NULL && e->when <= loop->now) {
+    Timer *tm = e->tm;
     aio__timer_cancel(loop, tm);
     switch (tm->kind) {
       case AIO_TIMER_TASK:

@@ -62,16 +62,6 @@ function aio.set_debug(on, slow)
   core.set_debug(on, slow)
 end
 
---- Runs `fn(...)` in the current task with a deadline; raises `timeout`
---- if the deadline interrupts it.
----@param seconds number
----@param fn function
-aio.timeout = core.timeout
-
---- Runs `fn(...)` in the current task, protected from its cancellation.
----@param fn function
-aio.shield = core.shield
-
 -- No colouring, also through nested coroutines: coroutine.resume/wrap pass
 -- a suspension inside a generator on to the task (see src/coro.c).
 coroutine.resume = core.resume
@@ -80,6 +70,7 @@ coroutine.yield = core.yield
 
 -- Names provided by modules loaded on first use: name -> module.
 local lazy = {
+  timeout = "aio.compose", shield = "aio.compose",
   gather = "aio.compose", settle = "aio.compose", wait = "aio.compose",
   as_completed = "aio.compose", first = "aio.compose",
   TaskGroup = "aio.taskgroup", retry = "aio.retry",
@@ -96,9 +87,10 @@ setmetatable(aio, {
     local modname = lazy[name]
     if modname == nil then return nil end
     local mod = require(modname)
-    -- a module either is the value (aio.http) or exports the name
+    -- a module either exports the name (aio.retry.retry) or is the value
+    -- itself (aio.http)
     local value = mod
-    if type(mod) == "table" and modname ~= "aio." .. name then value = mod[name] end
+    if type(mod) == "table" and mod[name] ~= nil then value = mod[name] end
     rawset(t, name, value)
     return value
   end,

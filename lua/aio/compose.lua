@@ -1,0 +1,244 @@
+--- aio.compose: running several tasks together. gather, settle, wait,
+-- as_completed and first (over the core's task watcher, src/watch.c), and
+-- the task forms of timeout and shield.
+-- See LICENSE
+
+local core = require "aio.core"
+
+local spawn, is_task, task_state = core.spawn, core.is_task, core.task_state
+local watch, now = core.watch, core.now
+local select, type, getmetatable = select, type, getmetatable
+
+local M = {}
+
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+--- Turns gather-style arguments (functions or tasks, or one array of them)
+--- into an array of tasks, spawning the functions. Returns the array and
+--- whether the array form was used.
+local function collect(fname, ...)
+  local nargs = select("#", ...)
+  local items, array = {...}, false
+  local first = ...
+  if nargs == 1 and type(first) == "table" and not callable(first) then
+    items, array = first, true
+    nargs = #first
+  end
+  local tasks = {}
+  for i = 1, nargs do
+    local v = items[i]
+    if not (is_task(v) or callable(v)) then
+      error(("bad argument #%d to '%s' (function or task expected, got %s)")
+        :format(array and 1 or i, fname, type(v)), 3)
+    end
+  end
+  for i = 1, nargs do
+    local v = items[i]
+    tasks[i] = is_task(v) and v or spawn(v)
+  end
+  return tasks, array
+end
+
+local function cancel_all(tasks)
+  for i = 1, #tasks do tasks[i]:cancel() end
+end
+
+--- Waits until every task is done; cannot be interrupted.
+local function wait_all(tasks)
+  core.shield(function()
+    local w <close> = watch(tasks)
+    while w:next() do end
+  end)
+end
+
+--- Cancels every task, waits for all of them, re-raises `err`.
+local function abandon(tasks, err)
+  cancel_all(tasks)
+  wait_all(tasks)
+  error(err, 0)
+end
+
+local function first_value(t)
+  return (t:result())
+end
+
+--- Runs functions (and awaits tasks) concurrently; returns each one's first
+--- result in input order. The first error cancels the others, waits for
+--- them, and is raised.
+function M.gather(...)
+  local tasks, array = collect("gather", ...)
+  local n = #tasks
+  local w <close> = watch(tasks)
+  for _ = 1, n do
+    local ok, t = pcall(w.next, w)
+    if not ok then abandon(tasks, t) end
+    local state = task_state(t)
+    if state ~= "ok" then
+      local err = t:error()
+      cancel_all(tasks)
+      wait_all(tasks)
+      error(err, 0)
+    end
+  end
+  local results = {n = n}
+  for i = 1, n do results[i] = first_value(tasks[i]) end
+  if array then return results end
+  return table.unpack(results, 1, n)
+end
+
+--- Waits for all; returns for each a record {ok = true, value = v} or
+--- {ok = false, error = e}. Never raises for a child's error.
+function M.settle(...)
+  local tasks, array = collect("settle", ...)
+  local n = #tasks
+  local w <close> = watch(tasks)
+  for _ = 1, n do
+    local ok, err = pcall(w.next, w)
+    if not ok then abandon(tasks, err) end
+  end
+  local records = {n = n}
+  for i = 1, n do
+    local t = tasks[i]
+    if task_state(t) == "ok" then
+      records[i] = {ok = true, value = first_value(t)}
+    else
+      records[i] = {ok = false, error = t:error()}
+    end
+  end
+  if array then return records end
+  return table.unpack(records, 1, n)
+end
+
+local RETURN_WHEN = {all = true, first = true, first_error = true}
+
+local function check_timeout(timeout, arg, fname)
+  if timeout == nil then return nil end
+  if type(timeout) ~= "number" then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(arg, fname, type(timeout)), 3)
+  end
+  if timeout ~= timeout then
+    error(("bad argument #%d to '%s' (timeout is NaN)"):format(arg, fname), 3)
+  end
+  return timeout < 0 and 0 or timeout
+end
+
+local function task_array(tasks, fname)
+  if type(tasks) ~= "table" or is_task(tasks) then
+    error(("bad argument #1 to '%s' (array of tasks expected, got %s)"):format(fname, type(tasks)), 3)
+  end
+  return (collect(fname, tasks))
+end
+
+--- Waits for tasks without cancelling any. opts.return_when: "all"
+--- (default), "first" or "first_error"; opts.timeout. Returns the tasks
+--- done (in completion order) and those still pending (in input order).
+function M.wait(tasks, opts)
+  tasks = task_array(tasks, "wait")
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'wait' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local timeout = check_timeout(opts.timeout, 2, "wait")
+  local when = opts.return_when or "all"
+  if not RETURN_WHEN[when] then
+    error(("bad argument #2 to 'wait' (return_when must be \"all\", \"first\" or \"first_error\", got %s)")
+      :format(tostring(when)), 2)
+  end
+  local deadline = timeout and now() + timeout
+  local done, is_done = {}, {}
+  local w <close> = watch(tasks)
+  while #done < #tasks do
+    local t = w:next(deadline and math.max(0, deadline - now()))
+    if t == nil then break end
+    done[#done + 1] = t
+    is_done[t] = true
+    if when == "first" then break end
+    if when == "first_error" and task_state(t) == "failed" then break end
+  end
+  local pending = {}
+  for i = 1, #tasks do
+    if not is_done[tasks[i]] then pending[#pending + 1] = tasks[i] end
+  end
+  return done, pending
+end
+
+--- Iterates over tasks in completion order:
+--- `for t in aio.as_completed(list) do local v = t:await() end`.
+--- Raises `timeout` when `timeout` seconds pass first.
+function M.as_completed(tasks, timeout)
+  tasks = task_array(tasks, "as_completed")
+  timeout = check_timeout(timeout, 2, "as_completed")
+  local deadline = timeout and now() + timeout
+  local w = watch(tasks)
+  local function iter()
+    local t, why = w:next(deadline and math.max(0, deadline - now()))
+    if t == nil then
+      w:close()
+      if why == "timeout" then
+        error(core.Error("timeout", ("aio.as_completed timed out after %g s"):format(timeout),
+                         {seconds = timeout}), 2)
+      end
+    end
+    return t
+  end
+  -- the watch is the loop's to-be-closed value: break and errors close it
+  return iter, nil, nil, w
+end
+
+--- Returns the value and index of the first function/task to succeed and
+--- cancels (and waits for) the rest; if all fail, raises the first error.
+function M.first(...)
+  local tasks = collect("first", ...)
+  local w <close> = watch(tasks)
+  local first_failed
+  while true do
+    local ok, t, i = pcall(w.next, w)
+    if not ok then abandon(tasks, t) end
+    if t == nil then break end
+    if task_state(t) == "ok" then
+      cancel_all(tasks)
+      wait_all(tasks)
+      for _, other in ipairs(tasks) do
+        if other ~= t and task_state(other) == "failed" then other:error() end
+      end
+      return first_value(t), i
+    end
+    local e = t:error()
+    first_failed = first_failed or e
+  end
+  if #tasks == 0 then
+    error(core.Error("usage", "aio.first needs at least one function or task"), 2)
+  end
+  error(first_failed, 0)
+end
+
+--- aio.timeout(seconds, fn, ...) runs fn(...) in the current task with a
+--- deadline (see the core); aio.timeout(seconds, task) awaits the task and,
+--- at the deadline, cancels it, waits for it to finish and raises `timeout`.
+function M.timeout(seconds, f, ...)
+  if not is_task(f) then return core.timeout(seconds, f, ...) end
+  local task = f
+  local r = table.pack(pcall(core.timeout, seconds, task.await, task))
+  if r[1] then return table.unpack(r, 2, r.n) end
+  if not task:done() then
+    task:cancel()
+    wait_all({task})
+  end
+  error(r[2], 0)
+end
+
+--- aio.shield(fn, ...) runs fn(...) protected from cancellation (see the
+--- core); aio.shield(task) awaits the task: cancelling the caller raises in
+--- the caller at once but does not cancel the task.
+function M.shield(f, ...)
+  if not is_task(f) then return core.shield(f, ...) end
+  local w <close> = watch({f})
+  w:next()
+  return f:result()
+end
+
+return M

@@ -1,0 +1,221 @@
+/*
+** semaphore.c
+** Semaphore, BoundedSemaphore and Lock: a permit count and a FIFO of
+** waiting tasks; a release hands its permit straight to the longest waiter.
+** See LICENSE
+*/
+
+#include <string.h>
+
+#include "aio.h"
+
+static const char sem_mark = 0;
+
+typedef enum SemKind { SEM_PLAIN, SEM_BOUNDED, SEM_LOCK } SemKind;
+
+static const char *const sem_names[] = {
+  "aio.Semaphore", "aio.BoundedSemaphore", "aio.Lock"
+};
+
+/*
+** Invariant: a task is in `waiters` only while count == 0 or while tasks
+** ahead of it wait; a permit released while anybody waits is never added to
+** `count` but handed to the first waiter (so newcomers cannot barge).
+*/
+typedef struct Sem {
+  Link waiters;         /* tasks waiting in acquire, oldest first */
+  lua_Integer count;    /* free permits */
+  lua_Integer max;      /* BoundedSemaphore / Lock: most permits */
+  int kind;             /* SemKind */
+} Sem;
+
+
+static Sem *checksem (lua_State *L) {
+  return (Sem *)aio__checkobj(L, 1, &sem_mark, "aio.Semaphore");
+}
+
+
+/* Gives one permit back: to the first waiter if there is one. */
+static void sem_give (Loop *loop, Sem *s) {
+  if (!link_empty(&s->waiters)) {
+    Task *w = aio_container_of(s->waiters.next, Task, wait.link);
+    aio__task_wake(loop, w, AIO_WAKE_OK);
+  }
+  else s->count++;
+}
+
+
+static int acquire_k (lua_State *L, int status, lua_KContext ctx) {
+  Task *t = (Task *)ctx;
+  (void)status;
+  if (t->wake != AIO_WAKE_OK) aio__wake_raise(L, t);  /* took nothing */
+  if (aio__cancel_pending(t)) {
+    /* cancelled at the instant the permit arrived: pass it on */
+    sem_give(aio_upvalue_loop(L), (Sem *)lua_touserdata(L, 1));
+    aio__checkpoint(L, t);
+  }
+  return 1;
+}
+
+
+/* sem:acquire() (suspends) -> sem, which releases when closed (<close>) */
+static int sem_acquire (lua_State *L) {
+  Sem *s = checksem(L);
+  Task *t;
+  lua_settop(L, 1);
+  if (s->count > 0 && link_empty(&s->waiters)) {
+    s->count--;
+    return 1;
+  }
+  t = aio__task_enter(L, aio_upvalue_loop(L),
+                      s->kind == SEM_LOCK ? "lock:acquire" : "sem:acquire");
+  link_push(&s->waiters, &t->wait.link);
+  return aio__suspend(L, t, (lua_KContext)t, acquire_k);
+}
+
+
+/* sem:try_acquire() -> sem, or nil when it would have to wait */
+static int sem_try_acquire (lua_State *L) {
+  Sem *s = checksem(L);
+  lua_settop(L, 1);
+  if (s->count > 0 && link_empty(&s->waiters)) {
+    s->count--;
+    return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+
+/* sem:release(); a Lock must be locked, a BoundedSemaphore below max. */
+static int sem_release (lua_State *L) {
+  Sem *s = checksem(L);
+  if (s->kind != SEM_PLAIN && s->count >= s->max) {
+    if (s->kind == SEM_LOCK)
+      return aio__usage(L, "release of an unlocked Lock");
+    return aio__usage(L, "BoundedSemaphore released more times than it "
+                      "was acquired (it has %I permits)", s->max);
+  }
+  sem_give(aio_upvalue_loop(L), s);
+  return 0;
+}
+
+
+static int sem_available (lua_State *L) {
+  lua_pushinteger(L, checksem(L)->count);
+  return 1;
+}
+
+
+static int sem_locked (lua_State *L) {
+  lua_pushboolean(L, checksem(L)->count == 0);
+  return 1;
+}
+
+
+/* waiting tasks (an extra for diagnostics and tests) */
+static int sem_waiting (lua_State *L) {
+  Sem *s = checksem(L);
+  lua_Integer n = 0;
+  Link *l;
+  for (l = s->waiters.next; l != &s->waiters; l = l->next) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+
+/* __close: a permit or lock guard going out of scope releases once */
+static int sem_scope_exit (lua_State *L) {
+  lua_settop(L, 1);
+  return sem_release(L);
+}
+
+
+static int sem_tostring (lua_State *L) {
+  Sem *s = checksem(L);
+  lua_pushfstring(L, "%s(%I free)", sem_names[s->kind], s->count);
+  return 1;
+}
+
+
+/* Creates a semaphore of `kind` with `n` permits (argument 1, checked). */
+static int sem_new (lua_State *L, int kind, lua_Integer n) {
+  Sem *s = (Sem *)lua_newuserdatauv(L, sizeof(Sem), 0);
+  memset(s, 0, sizeof *s);
+  link_init(&s->waiters);
+  s->count = n;
+  s->max = n;
+  s->kind = kind;
+  luaL_setmetatable(L, sem_names[kind]);
+  return 1;
+}
+
+
+static lua_Integer check_count (lua_State *L, int arg, lua_Integer dflt) {
+  lua_Integer n;
+  if (lua_isnoneornil(L, arg)) return dflt;
+  if (!lua_isinteger(L, arg)) {
+    if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "integer");
+    luaL_argerror(L, arg, "number has no integer representation");
+  }
+  n = lua_tointeger(L, arg);
+  luaL_argcheck(L, n >= 0, arg, "must not be negative");
+  return n;
+}
+
+
+/* aio.Semaphore([n=1]) */
+static int l_semaphore (lua_State *L) {
+  return sem_new(L, SEM_PLAIN, check_count(L, 1, 1));
+}
+
+
+/* aio.BoundedSemaphore([n=1]) */
+static int l_bounded (lua_State *L) {
+  return sem_new(L, SEM_BOUNDED, check_count(L, 1, 1));
+}
+
+
+/* aio.Lock() */
+static int l_lock (lua_State *L) {
+  return sem_new(L, SEM_LOCK, 1);
+}
+
+
+static const luaL_Reg sem_methods[] = {
+  {"acquire", sem_acquire},
+  {"try_acquire", sem_try_acquire},
+  {"release", sem_release},
+  {"waiting", sem_waiting},
+  {NULL, NULL}
+};
+
+
+static const luaL_Reg sem_funcs[] = {
+  {"Semaphore", l_semaphore},
+  {"BoundedSemaphore", l_bounded},
+  {"Lock", l_lock},
+  {NULL, NULL}
+};
+
+
+void aio__open_semaphore (lua_State *L) {
+  int core = lua_gettop(L), loopidx = core - 1, kind;
+  for (kind = SEM_PLAIN; kind <= SEM_LOCK; kind++) {
+    luaL_newmetatable(L, sem_names[kind]);        /* mt */
+    aio__markmeta(L, &sem_mark);
+    lua_newtable(L);                              /* mt methods */
+    aio__setfuncs(L, loopidx, sem_methods);
+    lua_pushvalue(L, loopidx);
+    lua_pushcclosure(L, kind == SEM_LOCK ? sem_locked : sem_available, 1);
+    lua_setfield(L, -2, kind == SEM_LOCK ? "locked" : "available");
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, loopidx);
+    lua_pushcclosure(L, sem_scope_exit, 1);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, sem_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+  }
+  aio__setfuncs(L, loopidx, sem_funcs);
+}

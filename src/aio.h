@@ -390,6 +390,12 @@ extern const char aio__key_unseen;     /* weak keys: failed tasks unseen */
 ** userdata (at absolute index `loopidx`) as its only upvalue. */
 void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l);
 
+/* The same with a second upvalue: the metatable at `mtidx`, against
+** which aio__checkself checks argument 1 (cheaper than aio__checkobj). */
+void aio__setmethods (lua_State *L, int loopidx, int mtidx,
+                      const luaL_Reg *l);
+void *aio__checkself (lua_State *L, const char *tname);
+
 #define aio_upvalue_loop(L) \
   ((Loop *)lua_touserdata((L), lua_upvalueindex(1)))
 

@@ -56,6 +56,31 @@ void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l) {
 }
 
 
+void aio__setmethods (lua_State *L, int loopidx, int mtidx,
+                      const luaL_Reg *l) {
+  for (; l->name != NULL; l++) {
+    lua_pushvalue(L, loopidx);
+    lua_pushvalue(L, mtidx);
+    lua_pushcclosure(L, l->func, 2);
+    lua_setfield(L, -2, l->name);
+  }
+}
+
+
+/* Argument 1 of a method registered by aio__setmethods: the userdata if
+** its metatable is the method's own, else a standard argument error. */
+void *aio__checkself (lua_State *L, const char *tname) {
+  void *p = lua_touserdata(L, 1);
+  if (p != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  luaL_typeerror(L, 1, tname);
+  return NULL;
+}
+
+
 /* ---------------------------------------------------------------------
 ** Object type checks
 ** ------------------------------------------------------------------- */

@@ -10,9 +10,10 @@
 
 #include "aio.h"
 
-static const char queue_mark = 0;
-
 typedef enum QOrder { Q_FIFO, Q_LIFO, Q_PRIORITY } QOrder;
+
+/* one metatable for the three orders; the names are for __tostring */
+#define QUEUE_MT "aio.Queue"
 
 static const char *const queue_names[] = {
   "aio.Queue", "aio.LifoQueue", "aio.PriorityQueue"
@@ -51,8 +52,9 @@ typedef struct Queue {
 } Queue;
 
 
+/* Argument 1 of a method (its metatable is the method's upvalue 2). */
 static Queue *checkqueue (lua_State *L) {
-  return (Queue *)aio__checkobj(L, 1, &queue_mark, "aio.Queue");
+  return (Queue *)aio__checkself(L, QUEUE_MT);
 }
 
 
@@ -409,7 +411,7 @@ static int queue_get_nowait (lua_State *L) {
 /* for item in q:items() do ... end: gets until closed and drained */
 static int queue_items (lua_State *L) {
   checkqueue(L);
-  lua_pushvalue(L, lua_upvalueindex(2));           /* the get function */
+  lua_pushvalue(L, lua_upvalueindex(3));           /* the get function */
   lua_pushvalue(L, 1);
   return 2;
 }
@@ -509,7 +511,7 @@ static int queue_gc (lua_State *L) {
 }
 
 
-/* q.maxsize and the methods */
+/* q.maxsize and the methods; upvalues: methods, metatable */
 static int queue_index (lua_State *L) {
   if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2),
                                                "maxsize") == 0) {
@@ -552,7 +554,7 @@ static int queue_new (lua_State *L, int order, lua_Integer maxsize) {
   q->maxsize = maxsize;
   q->order = order;
   q->cap = cap;
-  luaL_setmetatable(L, queue_names[order]);
+  luaL_setmetatable(L, QUEUE_MT);
   lua_createtable(L, order == Q_FIFO ? (int)cap : 0, 0);
   lua_setiuservalue(L, -2, UV_ITEMS);
   lua_newtable(L);
@@ -608,32 +610,34 @@ static const luaL_Reg queue_funcs[] = {
 };
 
 
+static const luaL_Reg queue_meta[] = {
+  {"__len", queue_size},
+  {"__tostring", queue_tostring},
+  {"__gc", queue_gc},
+  {NULL, NULL}
+};
+
+
 void aio__open_queue (lua_State *L) {
-  int core = lua_gettop(L), loopidx = core - 1, order;
-  lua_newtable(L);                                   /* methods */
-  aio__setfuncs(L, loopidx, queue_methods);
+  int core = lua_gettop(L), loopidx = core - 1, mt;
+  luaL_newmetatable(L, QUEUE_MT);                    /* mt */
+  mt = lua_gettop(L);
+  aio__setmethods(L, loopidx, mt, queue_meta);
+  lua_newtable(L);                                   /* mt methods */
+  aio__setmethods(L, loopidx, mt, queue_methods);
   lua_pushvalue(L, loopidx);
-  lua_pushcclosure(L, queue_get, 1);                 /* methods get */
+  lua_pushvalue(L, mt);
+  lua_pushcclosure(L, queue_get, 2);                 /* mt methods get */
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "get");
   lua_pushvalue(L, loopidx);
-  lua_insert(L, -2);
-  lua_pushcclosure(L, queue_items, 2);
+  lua_pushvalue(L, mt);
+  lua_rotate(L, -3, -1);                             /* ... loop mt get */
+  lua_pushcclosure(L, queue_items, 3);
   lua_setfield(L, -2, "items");
-  for (order = Q_FIFO; order <= Q_PRIORITY; order++) {
-    luaL_newmetatable(L, queue_names[order]);        /* methods mt */
-    aio__markmeta(L, &queue_mark);
-    lua_pushvalue(L, -2);
-    lua_pushcclosure(L, queue_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, queue_size);
-    lua_setfield(L, -2, "__len");
-    lua_pushcfunction(L, queue_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, queue_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-  }
+  lua_pushvalue(L, mt);                              /* mt methods mt */
+  lua_pushcclosure(L, queue_index, 2);               /* (methods, mt) */
+  lua_setfield(L, mt, "__index");
   lua_pop(L, 1);
   aio__setfuncs(L, loopidx, queue_funcs);
 }

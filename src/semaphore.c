@@ -9,13 +9,15 @@
 
 #include "aio.h"
 
-static const char sem_mark = 0;
-
 typedef enum SemKind { SEM_PLAIN, SEM_BOUNDED, SEM_LOCK } SemKind;
 
 static const char *const sem_names[] = {
   "aio.Semaphore", "aio.BoundedSemaphore", "aio.Lock"
 };
+
+/* Semaphores of both kinds share one metatable, locks have their own. */
+#define SEM_MT "aio.Semaphore"
+#define LOCK_MT "aio.Lock"
 
 /*
 ** Invariant: a task is in `waiters` only while count == 0 or while tasks
@@ -30,8 +32,9 @@ typedef struct Sem {
 } Sem;
 
 
+/* Argument 1 of a method (its metatable is the method's upvalue 2). */
 static Sem *checksem (lua_State *L) {
-  return (Sem *)aio__checkobj(L, 1, &sem_mark, "aio.Semaphore");
+  return (Sem *)aio__checkself(L, "aio.Semaphore");
 }
 
 
@@ -146,7 +149,7 @@ static int sem_new (lua_State *L, int kind, lua_Integer n) {
   s->count = n;
   s->max = n;
   s->kind = kind;
-  luaL_setmetatable(L, sem_names[kind]);
+  luaL_setmetatable(L, kind == SEM_LOCK ? LOCK_MT : SEM_MT);
   return 1;
 }
 
@@ -200,21 +203,24 @@ static const luaL_Reg sem_funcs[] = {
 
 
 void aio__open_semaphore (lua_State *L) {
-  int core = lua_gettop(L), loopidx = core - 1, kind;
-  for (kind = SEM_PLAIN; kind <= SEM_LOCK; kind++) {
-    luaL_newmetatable(L, sem_names[kind]);        /* mt */
-    aio__markmeta(L, &sem_mark);
-    lua_newtable(L);                              /* mt methods */
-    aio__setfuncs(L, loopidx, sem_methods);
-    lua_pushvalue(L, loopidx);
-    lua_pushcclosure(L, kind == SEM_LOCK ? sem_locked : sem_available, 1);
-    lua_setfield(L, -2, kind == SEM_LOCK ? "locked" : "available");
-    lua_setfield(L, -2, "__index");
-    lua_pushvalue(L, loopidx);
-    lua_pushcclosure(L, sem_scope_exit, 1);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, sem_tostring);
-    lua_setfield(L, -2, "__tostring");
+  int core = lua_gettop(L), loopidx = core - 1, lock;
+  for (lock = 0; lock <= 1; lock++) {
+    static const luaL_Reg meta[] = {
+      {"__close", sem_scope_exit},
+      {"__tostring", sem_tostring},
+      {NULL, NULL}
+    };
+    luaL_Reg extra[2] = {{NULL, NULL}, {NULL, NULL}};
+    int mt;
+    luaL_newmetatable(L, lock ? LOCK_MT : SEM_MT);   /* mt */
+    mt = lua_gettop(L);
+    aio__setmethods(L, loopidx, mt, meta);
+    lua_newtable(L);                                 /* mt methods */
+    aio__setmethods(L, loopidx, mt, sem_methods);
+    extra[0].name = lock ? "locked" : "available";
+    extra[0].func = lock ? sem_locked : sem_available;
+    aio__setmethods(L, loopidx, mt, extra);
+    lua_setfield(L, mt, "__index");
     lua_pop(L, 1);
   }
   aio__setfuncs(L, loopidx, sem_funcs);

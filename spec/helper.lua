@@ -135,15 +135,15 @@ function H.lua_env()
   return ("LUA_PATH_5_4='%s' LUA_CPATH_5_4='%s'"):format(package.path, package.cpath)
 end
 
---- Runs Lua `code` in a child lua5.4 (with this aio); returns its
---- combined stdout+stderr and its exit code.
-function H.lua_child(code, stdin_closed)
+--- Runs Lua `code` in a child lua5.4 (with this aio, and the shell
+--- assignments `env` if given); returns its combined stdout+stderr and its
+--- exit code.
+function H.lua_child(code, env)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(code)
   f:close()
-  local p = io.popen(H.lua_env() .. " lua5.4 " .. path .. " 2>&1" ..
-                     (stdin_closed and " </dev/null" or ""))
+  local p = io.popen((env or "") .. " " .. H.lua_env() .. " lua5.4 " .. path .. " 2>&1 </dev/null")
   local out = p:read("a")
   local _, _, code_ = p:close()
   os.remove(path)

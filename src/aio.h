@@ -103,6 +103,13 @@ static inline void link_push_front (Link *head, Link *l) {
   head->next = l;
 }
 
+static inline size_t link_count (const Link *head) {
+  size_t n = 0;
+  const Link *l;
+  for (l = head->next; l != head; l = l->next) n++;
+  return n;
+}
+
 static inline void link_remove (Link *l) {
   l->prev->next = l->next;
   l->next->prev = l->prev;

@@ -25,30 +25,36 @@ void aio__setfield_num (lua_State *L, const char *k, lua_Number v) {
 }
 
 
+/* Pushes a new error of `kind`; its message is `where` (may be NULL)
+** followed by the formatted text. */
+static void push_error (lua_State *L, const char *kind, const char *where,
+                        const char *fmt, va_list ap) {
+  lua_createtable(L, 0, 4);
+  aio__setfield_str(L, "kind", kind);
+  lua_pushstring(L, where != NULL ? where : "");
+  lua_pushvfstring(L, fmt, ap);
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "message");
+  luaL_setmetatable(L, ERROR_MT);
+}
+
+
 /* Pushes a new error of `kind` with a formatted message. Never raises
 ** (except on memory errors). */
 void aio__error_new (lua_State *L, const char *kind, const char *fmt, ...) {
   va_list ap;
-  lua_createtable(L, 0, 4);
-  aio__setfield_str(L, "kind", kind);
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  push_error(L, kind, NULL, fmt, ap);
   va_end(ap);
-  lua_setfield(L, -2, "message");
-  luaL_setmetatable(L, ERROR_MT);
 }
 
 
 /* Raises a new error of `kind`. */
 int aio__error (lua_State *L, const char *kind, const char *fmt, ...) {
   va_list ap;
-  lua_createtable(L, 0, 4);
-  aio__setfield_str(L, "kind", kind);
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  push_error(L, kind, NULL, fmt, ap);
   va_end(ap);
-  lua_setfield(L, -2, "message");
-  luaL_setmetatable(L, ERROR_MT);
   return lua_error(L);
 }
 
@@ -57,15 +63,10 @@ int aio__error (lua_State *L, const char *kind, const char *fmt, ...) {
 ** ("file.lua:12: "), like luaL_error does for plain errors. */
 int aio__usage (lua_State *L, const char *fmt, ...) {
   va_list ap;
-  lua_createtable(L, 0, 4);
-  aio__setfield_str(L, "kind", "usage");
   luaL_where(L, 1);
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  push_error(L, "usage", lua_tostring(L, -1), fmt, ap);
   va_end(ap);
-  lua_concat(L, 2);
-  lua_setfield(L, -2, "message");
-  luaL_setmetatable(L, ERROR_MT);
   return lua_error(L);
 }
 

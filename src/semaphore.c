@@ -119,10 +119,7 @@ static int sem_locked (lua_State *L) {
 /* waiting tasks (an extra for diagnostics and tests) */
 static int sem_waiting (lua_State *L) {
   Sem *s = checksem(L);
-  lua_Integer n = 0;
-  Link *l;
-  for (l = s->waiters.next; l != &s->waiters; l = l->next) n++;
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, (lua_Integer)link_count(&s->waiters));
   return 1;
 }
 

@@ -79,10 +79,7 @@ static int wl_notify_all (lua_State *L) {
 /* wl:waiting() -> number of waiting tasks */
 static int wl_waiting (lua_State *L) {
   WaitList *wl = checkwl(L);
-  lua_Integer n = 0;
-  Link *l;
-  for (l = wl->waiters.next; l != &wl->waiters; l = l->next) n++;
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, (lua_Integer)link_count(&wl->waiters));
   return 1;
 }
 

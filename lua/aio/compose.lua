@@ -66,23 +66,30 @@ local function first_value(t)
   return (t:result())
 end
 
+--- Waits for every task, or with `fail_fast` until one fails (returns it).
+--- If the caller is cancelled meanwhile, all the tasks are cancelled and
+--- waited for, and the cancellation is re-raised.
+local function watch_all(tasks, fail_fast)
+  local w <close> = watch(tasks)
+  for _ = 1, #tasks do
+    local ok, t = pcall(w.next, w)
+    if not ok then abandon(tasks, t) end
+    if fail_fast and task_state(t) ~= "ok" then return t end
+  end
+end
+
 --- Runs functions (and awaits tasks) concurrently; returns each one's first
 --- result in input order. The first error cancels the others, waits for
 --- them, and is raised.
 function M.gather(...)
   local tasks, array = collect("gather", ...)
   local n = #tasks
-  local w <close> = watch(tasks)
-  for _ = 1, n do
-    local ok, t = pcall(w.next, w)
-    if not ok then abandon(tasks, t) end
-    local state = task_state(t)
-    if state ~= "ok" then
-      local err = t:error()
-      cancel_all(tasks)
-      wait_all(tasks)
-      error(err, 0)
-    end
+  local failed = watch_all(tasks, true)
+  if failed then
+    local err = failed:error()
+    cancel_all(tasks)
+    wait_all(tasks)
+    error(err, 0)
   end
   local results = {n = n}
   for i = 1, n do results[i] = first_value(tasks[i]) end
@@ -95,11 +102,7 @@ end
 function M.settle(...)
   local tasks, array = collect("settle", ...)
   local n = #tasks
-  local w <close> = watch(tasks)
-  for _ = 1, n do
-    local ok, err = pcall(w.next, w)
-    if not ok then abandon(tasks, err) end
-  end
+  watch_all(tasks, false)
   local records = {n = n}
   for i = 1, n do
     local t = tasks[i]

@@ -93,6 +93,32 @@ describe("aio.run", function()
     assert.is_true(cleaned)
   end)
 
+  it("interrupts a task that blocks the loop at the second SIGINT", function()
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    f:write([[
+      local aio = require "aio"
+      io.stdout:setvbuf("no")
+      local ok, err = pcall(aio.run, function()
+        print("started")
+        local ok2, e2 = pcall(function() while true do end end)
+        print("inner:", tostring(e2))
+        aio.sleep(5)
+      end)
+      print("run:", tostring(err))
+    ]])
+    f:close()
+    local wait = H.SLOW and 1.5 or 0.3
+    local p = io.popen(("sh -c '%s lua5.4 %s & P=$!; sleep %g; kill -INT $P; sleep %g; kill -INT $P; wait $P' 2>&1")
+      :format(H.lua_env(), path, wait, wait))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.matches("started", out)
+    assert.matches("inner:%s+interrupted: interrupted by SIGINT while blocking the loop", out)
+    assert.matches("run:%s+interrupted: interrupted by SIGINT", out)
+  end)
+
   it("reports a failed task whose error nobody retrieved on stderr", function()
     local out = H.lua_child([[
       local aio = require "aio"

@@ -19,8 +19,55 @@ const char aio__key_detached = 0;
 const char aio__key_exithooks = 0;
 const char aio__key_unseen = 0;
 
-/* SIGINT disposition before aio.run, restored after it. */
-static struct sigaction saved_sigint;
+/* SIGINT disposition before aio.run, restored after it; libuv's handler,
+** which sigint_guard calls. */
+static struct sigaction saved_sigint, uv_sigint;
+
+/* SIGINTs delivered, and how many of them the loop has seen. */
+static volatile sig_atomic_t sigints_raw, sigints_seen;
+
+/* The loop inside aio.run (for the signal handler). */
+static Loop *volatile sigint_loop;
+
+
+/* A hook that raises `interrupted` in the task that blocks the loop. */
+static void interrupt_hook (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  aio__error(L, "interrupted", "interrupted by SIGINT while blocking the "
+             "loop");
+}
+
+
+/*
+** The process's SIGINT handler during aio.run: passes the signal to
+** libuv, whose watcher cancels the main task when the loop polls. If more
+** SIGINTs come before the loop saw the first (a task blocks the loop and
+** never suspends): the second raises `interrupted` inside that task (a
+** hook, as the standalone interpreter does); the third gives up on a clean
+** stop and hands the signal to the disposition from before aio.run (the
+** default, terminate, if it was ignored: libuv made the process answer
+** SIGINT anyway).
+*/
+static void sigint_guard (int signum, siginfo_t *info, void *ctx) {
+  int pending = ++sigints_raw - sigints_seen;
+  Loop *loop = sigint_loop;
+  if (pending == 2 && loop != NULL && loop->current != NULL &&
+      loop->current->co != NULL)
+    lua_sethook(loop->current->co, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  else if (pending >= 3) {
+    struct sigaction fallback = saved_sigint;
+    if (!(fallback.sa_flags & SA_SIGINFO) && fallback.sa_handler == SIG_IGN)
+      fallback.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &fallback, NULL);
+    raise(SIGINT);
+    return;
+  }
+  if (uv_sigint.sa_flags & SA_SIGINFO) uv_sigint.sa_sigaction(signum, info, ctx);
+  else if (uv_sigint.sa_handler != SIG_IGN && uv_sigint.sa_handler != SIG_DFL)
+    uv_sigint.sa_handler(signum);
+}
 
 
 Loop *aio__loop (lua_State *L) {
@@ -165,6 +212,7 @@ void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot) {
 static void on_sigint (uv_signal_t *h, int signum) {
   Loop *loop = aio_container_of(h, Loop, sigint);
   (void)signum;
+  sigints_seen = sigints_raw;
   loop->interrupted++;
   if (loop->main != NULL && !aio_task_done(loop->main))
     aio__task_cancel(loop->L, loop, loop->main, 0);
@@ -184,6 +232,14 @@ static void run_begin (lua_State *L, Loop *loop) {
   loop->sigint.data = &loop->core_handle;
   uv_signal_start(&loop->sigint, on_sigint, SIGINT);
   uv_unref((uv_handle_t *)&loop->sigint);
+  sigints_raw = sigints_seen = 0;
+  sigint_loop = loop;
+  if (sigaction(SIGINT, NULL, &uv_sigint) == 0) {
+    struct sigaction guard = uv_sigint;
+    guard.sa_sigaction = sigint_guard;
+    guard.sa_flags |= SA_SIGINFO;
+    sigaction(SIGINT, &guard, NULL);
+  }
   loop->running = 1;
   loop->stopping = 0;
   loop->interrupted = 0;
@@ -259,6 +315,7 @@ static void close_loop (Loop *loop) {
   loop->armed = 0;
   loop->rcount = 0;
   loop->rhead = 0;
+  sigint_loop = NULL;
   sigaction(SIGINT, &saved_sigint, NULL);
 }
 

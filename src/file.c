@@ -50,6 +50,7 @@ typedef struct File {
   uint8_t locked;        /* an operation is in progress */
   uint8_t inflight;      /* a request on fd is in flight */
   uint8_t eof;           /* the last read hit the end of the file */
+  uint8_t stream;        /* not seekable (a pipe...): no offsets */
 } File;
 
 enum { OP_READ, OP_WRITE, OP_FSTAT, OP_CLOSE, OP_OPEN };
@@ -59,6 +60,7 @@ typedef struct FileReq {
   Req r;
   uv_fs_t fs;
   File *f;               /* NULL for OP_OPEN */
+  size_t nbytes;         /* OP_WRITE: bytes it was asked to write */
   uint8_t op;
   uint8_t started;       /* uv_fs_req_cleanup is due */
   uint8_t handed;        /* OP_OPEN: the descriptor is someone else's */
@@ -230,7 +232,12 @@ static int file_drive (lua_State *L, lua_KContext ctx, Body body,
       file_unlock(f);
       return aio__wake_raise(L, t);
     }
-    if (q->r.status < 0) {
+    if (q->r.status == UV_ESPIPE && !f->stream &&
+        (q->op == OP_READ || q->op == OP_WRITE)) {
+      f->stream = 1;                      /* a pipe: go on without offsets */
+      if (q->op == OP_WRITE) step -= (lua_Integer)q->nbytes;
+    }
+    else if (q->r.status < 0) {
       int err = q->r.status;
       return file_fail(L, f, err, q->op == OP_READ ? "read" :
                        q->op == OP_WRITE ? "write" : "stat");
@@ -307,7 +314,7 @@ static int file_fill (lua_State *L, File *f, size_t want, int exact) {
   }
   n = f->rcap - f->rlen;
   if (n > MAX_IO) n = MAX_IO;
-  at = f->pos + (int64_t)(f->rlen - f->roff);
+  at = f->stream ? -1 : f->pos + (int64_t)(f->rlen - f->roff);
   q = filereq_new(L, loop, f, OP_READ);
   buf = uv_buf_init(f->rb + f->rlen, (unsigned)n);
   return file_started(L, f, q, uv_fs_read(&loop->uv, &q->fs, f->fd, &buf, 1,
@@ -470,6 +477,7 @@ static int write_body (lua_State *L, File *f, lua_Integer *step) {
   }
   *step += (lua_Integer)total;
   q = filereq_new(L, f->loop, f, OP_WRITE);        /* ... req */
+  q->nbytes = total;
   if (first == last) lua_pushvalue(L, first);
   else {
     lua_createtable(L, last - first + 1, 0);
@@ -481,7 +489,7 @@ static int write_body (lua_State *L, File *f, lua_Integer *step) {
   lua_setiuservalue(L, -2, 2);
   return file_started(L, f, q, uv_fs_write(&f->loop->uv, &q->fs, f->fd, bufs,
                                            (unsigned)nb,
-                                           f->append ? -1 : f->pos,
+                                           f->append || f->stream ? -1 : f->pos,
                                            file_cb), "write");
 }
 
@@ -513,6 +521,7 @@ static int seek_body (lua_State *L, File *f, lua_Integer *step) {
   const char *whence = lua_tostring(L, 2);
   lua_Integer off = lua_tointeger(L, 3);
   int64_t base = f->pos;
+  if (f->stream) return file_fail(L, f, UV_ESPIPE, "seek in");
   if (whence[0] == 'e') {
     if (*step == 0) {
       *step = 1;

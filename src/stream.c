@@ -259,14 +259,14 @@ static int line_body (lua_State *L, Stream *s, size_t scanned,
   size_t avail = s->len - s->off;
   char *nl = avail > scanned ?
     (char *)memchr(s->buf + s->off + scanned, '\n', avail - scanned) : NULL;
-  if (nl != NULL) {
+  if (nl != NULL && (size_t)(nl - (s->buf + s->off)) <= s->limit) {
     size_t len = (size_t)(nl - (s->buf + s->off));
     size_t keep = len > 0 && nl[-1] == '\r' ? len - 1 : len;
     take(L, s, keep, 0);
     take(L, s, len + 1 - keep, 1);
     return 1;
   }
-  if (avail > s->limit) {
+  if (nl != NULL || avail > s->limit) {     /* left in the buffer */
     const char *name = stream_name(L);
     aio__error_new(L, "protocol", "line longer than %d bytes from %s",
                    (int)s->limit, name);
@@ -290,7 +290,7 @@ static int line_k (lua_State *L, int status, lua_KContext ctx) {
 /*
 ** stream:read_line() (suspends) -> the next line without its "\n" (or
 ** "\r\n"); the last line even without one; nil at the end. A line longer
-** than the stream's limit (64 KiB) raises `protocol`.
+** than the stream's limit (64 KiB) raises `protocol` and stays buffered.
 */
 static int stream_read_line (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);

@@ -30,8 +30,10 @@ typedef struct Listener {
   uv_tcp_t tcp;
   Link waiters;          /* the task waiting in accept() */
   Link pending;          /* accepted Streams not handed out yet */
+  Link idle_waiters;     /* tasks in wait_idle() */
   char *scratch;         /* for the Streams */
   unsigned npending;
+  unsigned active;       /* connections being served (enter/leave) */
   int err;               /* an accept error to report, or 0 */
   uint8_t held;          /* libuv holds a connection we did not take */
   uint8_t nodelay;       /* set TCP_NODELAY on accepted connections */
@@ -298,6 +300,47 @@ static int listener_gc (lua_State *L) {
 }
 
 
+/* listener:enter() / listener:leave(): a connection's handler starts /
+** ends (also once the listener is closed). */
+static int listener_enter (lua_State *L) {
+  tolistener(L)->active++;
+  return 0;
+}
+
+
+static int listener_leave (lua_State *L) {
+  Listener *l = tolistener(L);
+  if (l->active > 0 && --l->active == 0)
+    aio__notify_all(l->io.loop, &l->idle_waiters);
+  return 0;
+}
+
+
+static int idle_k (lua_State *L, int status, lua_KContext ctx) {
+  Loop *loop = aio_upvalue_loop(L);
+  Task *t = loop->current;
+  Listener *l = tolistener(L);
+  (void)status; (void)ctx;
+  if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
+  if (l->active == 0) return 0;
+  link_push(&l->idle_waiters, &t->wait.link);
+  return aio__suspend(L, t, 0, idle_k);
+}
+
+
+/* listener:wait_idle() (suspends): until no connection is being served. */
+static int listener_wait_idle (lua_State *L) {
+  Loop *loop = aio_upvalue_loop(L);
+  Listener *l = tolistener(L);
+  Task *t;
+  lua_settop(L, 1);
+  t = aio__task_enter(L, loop, "server:wait_closed");
+  if (l->active == 0) return 0;
+  link_push(&l->idle_waiters, &t->wait.link);
+  return aio__suspend(L, t, 0, idle_k);
+}
+
+
 /* listener:address() -> host, port it listens on. */
 static int listener_address (lua_State *L) {
   Listener *l = checklistener(L);
@@ -361,6 +404,7 @@ static int tcp_listen (lua_State *L) {
   aio__io_opened(&l->io, (uv_handle_t *)&l->tcp);
   link_init(&l->waiters);
   link_init(&l->pending);
+  link_init(&l->idle_waiters);
   l->scratch = aio__io_scratch(L);
   l->nodelay = (uint8_t)lua_toboolean(L, 4);
   ref->l = l;
@@ -405,6 +449,9 @@ static const luaL_Reg listener_methods[] = {
   {"accept", listener_accept},
   {"close", listener_close},
   {"address", listener_address},
+  {"enter", listener_enter},
+  {"leave", listener_leave},
+  {"wait_idle", listener_wait_idle},
   {NULL, NULL}
 };
 

@@ -416,11 +416,12 @@ static int l_to_thread (lua_State *L) {
 ** setting it to n). */
 static int l_limit (lua_State *L) {
   ThreadCtl *ctl;
+  lua_Integer n = luaL_optinteger(L, 1, 0);
+  luaL_argcheck(L, n >= 1 || lua_isnoneornil(L, 1), 1,
+                "limit must be at least 1");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ctl_key);
   ctl = (ThreadCtl *)lua_touserdata(L, -1);
-  if (!lua_isnoneornil(L, 1)) {
-    lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 1, 1, "limit must be at least 1");
+  if (n >= 1) {
     ctl->limit = (unsigned)n;
     if (ctl->gen == aio_upvalue_loop(L)->generation)
       wake_next(aio_upvalue_loop(L), ctl);

@@ -100,19 +100,28 @@ end
 local Server = {}
 Server.__index = Server
 
+-- Leaving a connection's scope: closes the stream, counts it served.
+local Served = {
+  __close = function(self)
+    self.stream:close()
+    self.listener:leave()
+  end,
+}
+
 -- A connection's task: the handler, then the stream is closed.
-local function serve(handler, stream)
-  local s <close> = stream
-  return handler(s)
+local function serve(listener, handler, stream)
+  local _ <close> = setmetatable({ stream = stream, listener = listener }, Served)
+  return handler(stream)
 end
 
 -- The server's accepting task: a task per connection until it is closed.
 local function acceptor(listener, handler, name)
-  local accept = listener.accept
+  local accept, enter = listener.accept, listener.enter
   while true do
     local ok, s = pcall(accept, listener)
     if ok then
-      spawn(serve, handler, s)
+      enter(listener)
+      spawn(serve, listener, handler, s)
     elseif is_error(s, "closed") then
       return
     elseif is_error(s, "io") then
@@ -155,8 +164,9 @@ function M.listen(host, port, handler, opts)
   return srv
 end
 
---- Stops accepting connections (connections being served go on). In a
---- task, also waits for the accepting task to end. Harmless when repeated.
+--- Stops accepting connections (connections being served go on; see
+--- wait_closed). In a task, also waits for the accepting task to end.
+--- Harmless when repeated.
 function Server:close()
   if self._closed then return end
   self._closed = true
@@ -168,7 +178,17 @@ function Server:close()
   end
 end
 
-Server.__close = Server.close
+--- Suspends until every connection being served has ended (their handlers
+--- returned). With close(), the whole server has stopped.
+function Server:wait_closed()
+  self._listener:wait_idle()
+end
+
+--- <close>: close(), then (when it may suspend) wait_closed().
+function Server:__close()
+  self:close()
+  if current() and coroutine.isyieldable() then self:wait_closed() end
+end
 
 --- Suspends until the server is closed (by another task); cancelling the
 --- caller closes the server.

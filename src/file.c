@@ -332,6 +332,10 @@ static int file_fstat (lua_State *L, File *f) {
 
 /* Consumes `n` buffered bytes, pushing them unless `skip`. */
 static void take (lua_State *L, File *f, size_t n, int skip) {
+  if (n == 0) {
+    if (!skip) lua_pushliteral(L, "");
+    return;
+  }
   if (!skip) lua_pushlstring(L, f->rb + f->roff, n);
   f->roff += n;
   f->pos += (int64_t)n;
@@ -390,8 +394,9 @@ static int read_body (lua_State *L, File *f, lua_Integer *step) {
         take(L, f, avail, 0);
       }
       else {                            /* "l" or "L" */
-        char *nl = (char *)memchr(f->rb + f->roff + f->scan, '\n',
-                                  avail - f->scan);
+        char *nl = avail > f->scan ?
+          (char *)memchr(f->rb + f->roff + f->scan, '\n', avail - f->scan) :
+          NULL;
         if (nl != NULL) {
           size_t len = (size_t)(nl - (f->rb + f->roff));
           take(L, f, len + (*fmt == 'L'), 0);

@@ -162,6 +162,10 @@ static int stream_fail (lua_State *L, int err, const char *op) {
 
 /* Consumes `n` buffered bytes, pushing them unless `skip`. */
 static void take (lua_State *L, Stream *s, size_t n, int skip) {
+  if (n == 0) {
+    if (!skip) lua_pushliteral(L, "");
+    return;
+  }
   if (!skip) lua_pushlstring(L, s->buf + s->off, n);
   s->off += n;
   if (s->off == s->len) {
@@ -316,7 +320,8 @@ static int exact_body (lua_State *L, Stream *s, lua_KFunction k) {
     aio__error_new(L, "io", "%s closed the connection after %d of %d bytes",
                    name, (int)avail, (int)n);
     aio__setfield_str(L, "code", "EOF");
-    lua_pushlstring(L, s->buf + s->off, avail);
+    if (avail > 0) lua_pushlstring(L, s->buf + s->off, avail);
+    else lua_pushliteral(L, "");
     lua_setfield(L, -2, "partial");
     aio__setfield_num(L, "expected", (lua_Number)n);
     return lua_error(L);

@@ -108,15 +108,16 @@ describe("aio.process.run", function()
 
   it("kills and reaps the child and its children on timeout", H.async(function()
     local dir = H.tmpdir()
+    local secs = H.SLOW and 3 or 0.3                  -- time for sh to start
     local t0 = aio.now()
     local err = H.raises("timeout", run, { "sh", "-c",
       "echo $$ > pids; sleep 30 & echo $! >> pids; echo partial; wait" },
-      { cwd = dir, timeout = 0.3 })
+      { cwd = dir, timeout = secs })
     local dt = aio.now() - t0
-    assert.is_true(dt >= 0.3 and dt < 5, "took " .. dt)
-    assert.are.equal(0.3, err.seconds)
+    assert.is_true(dt >= secs and dt < secs + 5, "took " .. dt)
+    assert.are.equal(secs, err.seconds)
     assert.are.equal("partial\n", err.stdout)
-    assert.matches("process 'sh' timed out after 0.3 s", err.message)
+    assert.matches("process 'sh' timed out after " .. secs .. " s", err.message)
     local list = pids(dir .. "/pids")
     assert.are.equal(2, #list)
     assert.is_false(alive(list[1]))               -- reaped: not even a zombie
@@ -139,9 +140,10 @@ describe("aio.process.run", function()
     eventually(function() return not running(list[2]) end)
     -- and under aio.timeout
     local t0 = aio.now()
-    err = H.raises("timeout", aio.timeout, 0.1, run, { "sh", "-c", "echo $$ > pid2; exec sleep 30" },
+    local secs = H.SLOW and 3 or 0.3                  -- time for sh to start
+    err = H.raises("timeout", aio.timeout, secs, run, { "sh", "-c", "echo $$ > pid2; exec sleep 30" },
       { cwd = dir })
-    assert.is_true(aio.now() - t0 < 5)
+    assert.is_true(aio.now() - t0 < secs + 5)
     assert.is_false(alive(pids(dir .. "/pid2")[1]))
     H.rmtree(dir)
   end))

@@ -35,17 +35,19 @@ describe("aio.signal", function()
   end))
 
   it("lets handlers suspend and run side by side", H.async(function()
-    local running, max_running, done = 0, 0, 0
+    local running, max_running, done, go = 0, 0, 0, false
     local reg <close> = aio.signal("USR2", function()
       running = running + 1
       max_running = math.max(max_running, running)
-      aio.sleep(0.2)
+      eventually(function() return go end)       -- suspends
       running = running - 1
       done = done + 1
     end)
     send("SIGUSR2")
     eventually(function() return running == 1 end)
     send("SIGUSR2")
+    eventually(function() return running == 2 end)
+    go = true
     eventually(function() return done == 2 end)
     assert.are.equal(2, max_running)
   end))
@@ -74,6 +76,21 @@ describe("aio.signal", function()
     eventually(function() return b == 2 end)
     aio.sleep(0.02)
     assert.are.equal(1, a)
+  end))
+
+  it("leaves SIGPIPE harmless after a SIGPIPE registration closes", H.async(function()
+    local reg = aio.signal("SIGPIPE", function() end)
+    reg:close()
+    local srv <close> = aio.tcp.listen("127.0.0.1", 0, function() end)
+    local c <close> = aio.tcp.connect("127.0.0.1", srv.port)
+    assert.is_nil(c:read())
+    local ok, err
+    for _ = 1, 100 do
+      ok, err = pcall(c.write, c, ("x"):rep(65536))
+      if not ok then break end
+      aio.sleep(0.001)
+    end
+    assert.is_true(aio.is_error(err, "io"), tostring(err))   -- and we are alive
   end))
 
   it("takes SIGINT over from aio.run while registered", function()

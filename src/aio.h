@@ -461,6 +461,7 @@ void aio__uv_error_new (lua_State *L, const char *kind, int err,
 int aio__closed_error (lua_State *L, const char *what);
 void aio__at_exit (lua_State *L, Loop *loop, int idx);
 const char *aio__signame (int signum);
+void aio__ignore_sigpipe (void);
 int aio__signum (const char *name);
 
 void aio__open_fs (lua_State *L);

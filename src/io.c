@@ -226,6 +226,29 @@ static const struct { const char *name; int num; } signals[] = {
 };
 
 
+/* SIGPIPE's handler: nothing. */
+static void on_sigpipe (int sig) { (void)sig; }
+
+
+/*
+** Writing to a connection or pipe whose reader is gone must fail with
+** EPIPE instead of killing the process: unless the program chose a
+** disposition for SIGPIPE, give it a handler that does nothing. (Unlike
+** SIG_IGN, a handler does not pass on to the programs aio.process starts.)
+*/
+void aio__ignore_sigpipe (void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+      !(sa.sa_flags & SA_SIGINFO)) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigpipe;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
+
 /* "SIGTERM" for 15; NULL for an unknown number. */
 const char *aio__signame (int signum) {
   int i;

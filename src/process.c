@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -243,8 +244,12 @@ static int run_step (lua_State *L, Proc *p, Task *t, int ph) {
     return aio__wake_raise(L, t);
   }
   lua_rawgeti(L, 1, 1);
-  aio__error_new(L, "timeout", "process '%s' timed out after %f s and was "
-                 "killed", lua_tostring(L, -1), p->seconds);
+  {
+    char secs[32];
+    snprintf(secs, sizeof secs, "%g", p->seconds);
+    aio__error_new(L, "timeout", "process '%s' timed out after %s s and "
+                   "was killed", lua_tostring(L, -1), secs);
+  }
   aio__setfield_num(L, "seconds", p->seconds);
   if (p->piped[1]) {
     push_buf(L, &p->obuf);
@@ -451,6 +456,7 @@ static const luaL_Reg process_funcs[] = {
 /* core.process = {run}. */
 void aio__open_process (lua_State *L) {
   int core = lua_gettop(L);
+  aio__ignore_sigpipe();     /* a child may exit before reading its input */
   luaL_newmetatable(L, PROCESS_MT);
   lua_pushcfunction(L, proc_gc);
   lua_setfield(L, -2, "__gc");

@@ -89,12 +89,14 @@ static int watcher_wait (lua_State *L) {
 ** last SIGINT watcher of the run. */
 static void watcher_close_mem (Watcher *w) {
   Loop *loop = w->io.loop;
+  int signum = w->h.signum;
   if (w->io.closing) return;
-  aio__io_close(&w->io, (uv_handle_t *)&w->h);
   if (w->sigint && w->st->gen == loop->generation && loop->running &&
-      --w->st->nsigint == 0 && w->st->saved != NULL)
+      --w->st->nsigint == 0 && w->st->saved != NULL)  /* before: no gap */
     uv_signal_start(&loop->sigint, w->st->saved, SIGINT);
   w->sigint = 0;
+  aio__io_close(&w->io, (uv_handle_t *)&w->h);
+  if (signum == SIGPIPE) aio__ignore_sigpipe();   /* libuv reset it */
   aio__notify_all(loop, &w->waiters);
 }
 

@@ -5,7 +5,6 @@
 ** See LICENSE
 */
 
-#include <signal.h>
 #include <string.h>
 
 #include "aio.h"
@@ -427,24 +426,6 @@ static int listener_tostring (lua_State *L) {
 }
 
 
-/* Writing to a connection the peer closed must fail with EPIPE, not kill
-** the process: SIGPIPE gets a handler that does nothing (unlike SIG_IGN,
-** a handler is reset to the default in programs we start). */
-static void on_sigpipe (int sig) { (void)sig; }
-
-static void ignore_sigpipe (void) {
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
-      !(sa.sa_flags & SA_SIGINFO)) {
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigpipe;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGPIPE, &sa, NULL);
-  }
-}
-
-
 static const luaL_Reg listener_methods[] = {
   {"accept", listener_accept},
   {"close", listener_close},
@@ -466,7 +447,7 @@ static const luaL_Reg tcp_funcs[] = {
 /* core.tcp = {connect, listen}; the Listener and Stream metatables. */
 void aio__open_tcp (lua_State *L) {
   int core = lua_gettop(L);
-  ignore_sigpipe();
+  aio__ignore_sigpipe();
   aio__open_stream(L);
   luaL_newmetatable(L, LISTENER_MT);
   lua_newtable(L);

@@ -14,6 +14,7 @@
 #include "aio.h"
 
 #define POOL_MAX 16         /* idle worker states kept for reuse */
+#define SPIN_NS 40000       /* how long an idle loop watches for the end */
 #define CACHE_MAX 256       /* loaded functions a worker state keeps */
 
 /* Registry keys: the ThreadCtl of this state; function -> dump (weak);
@@ -58,6 +59,8 @@ typedef struct ThreadReq {
   CopyBuf args;            /* the arguments, encoded */
   CopyBuf res;             /* results, or (message, traceback, [value]) */
   int outcome;             /* OUT_* */
+  int finished;            /* set (release) when the worker is done */
+  int released;            /* its slot was given back by spin_wait */
   char err[160];           /* why results could not be copied */
 } ThreadReq;
 
@@ -217,6 +220,7 @@ static void work_cb (uv_work_t *w) {
   if (lua_pcall(W, 1, 0, 0) != LUA_OK) encode_failure(W, q);
   lua_settop(W, 0);
   pool_put(W);
+  __atomic_store_n(&q->finished, 1, __ATOMIC_RELEASE);
 }
 
 
@@ -234,7 +238,7 @@ static void wake_next (Loop *loop, ThreadCtl *ctl) {
 
 static void after_work_cb (uv_work_t *w, int status) {
   ThreadReq *q = aio_container_of(w, ThreadReq, work);
-  q->ctl->running--;
+  if (!q->released) q->ctl->running--;
   wake_next(q->r.loop, q->ctl);
   aio__req_done(&q->r, status);
 }
@@ -274,12 +278,18 @@ static int push_outcome (lua_State *L, ThreadReq *q) {
 }
 
 
-/* Stack: (q). */
+/* Stack: (q). ctx 1: the call had finished when the task yielded (see
+** spin_wait), the completion callback may not have run yet. */
 static int thread_k (lua_State *L, int status, lua_KContext ctx) {
   Loop *loop = aio_upvalue_loop(L);
   ThreadReq *q = (ThreadReq *)lua_touserdata(L, 1);
   Task *t = loop->current;
-  (void)status; (void)ctx;
+  (void)status;
+  if (ctx == 1) {
+    if (t->wake >= AIO_WAKE_CANCEL) aio__wake_raise(L, t);
+    aio__checkpoint(L, t);
+    return push_outcome(L, q);
+  }
   if (t->wake != AIO_WAKE_OK) {
     if (q->r.anchor != 0) uv_cancel((uv_req_t *)&q->work);
     return aio__wake_raise(L, t);
@@ -292,6 +302,31 @@ static int thread_k (lua_State *L, int status, lua_KContext ctx) {
 
 
 static int queued_k (lua_State *L, int status, lua_KContext ctx);
+
+/*
+** With nothing else to run, the loop would sleep in the poll and be woken
+** by the pool's completion signal, which costs more than most short calls
+** (a thread wake-up each way). So while no task is ready, watch the call
+** for up to SPIN_NS first (on a machine with more than one CPU); returns
+** whether it finished, and then frees its slot at once. Its completion
+** callback still runs later.
+*/
+static int spin_wait (Loop *loop, ThreadReq *q) {
+  static int ncpu = 0;
+  uint64_t until;
+  if (ncpu == 0) ncpu = (int)uv_available_parallelism();
+  if (ncpu < 2 || loop->rcount > 0) return 0;
+  until = uv_hrtime() + SPIN_NS;
+  do {
+    if (__atomic_load_n(&q->finished, __ATOMIC_ACQUIRE)) {
+      q->released = 1;                 /* its pool thread is free */
+      q->ctl->running--;
+      wake_next(loop, q->ctl);
+      return 1;
+    }
+  } while (uv_hrtime() < until);
+  return 0;
+}
 
 /* Hands call `q` (at 1) to libuv if a slot is free, else queues the task
 ** (at the front when it was woken for a slot another call took). */
@@ -314,6 +349,11 @@ static int submit (lua_State *L, Loop *loop, Task *t, ThreadReq *q,
                                 uv_strerror(rc));
   ctl->running++;
   aio__req_start(L, &q->r, 1);
+  if (spin_wait(loop, q)) {            /* done already: yield, as sleep(0) */
+    t->state = AIO_TASK_READY;
+    aio__ready_push(loop, t);
+    return aio__suspend(L, t, 1, thread_k);
+  }
   return aio__req_wait(L, t, &q->r, 0, thread_k);
 }
 

@@ -39,6 +39,7 @@ typedef struct ThreadCtl {
   Link queue;              /* tasks waiting for a free slot */
   unsigned running;        /* calls handed to libuv, not completed */
   unsigned limit;
+  unsigned ncpu;           /* CPUs available (spin only with 2 or more) */
   uint32_t gen;            /* the run `running` and `queue` belong to */
 } ThreadCtl;
 
@@ -312,10 +313,8 @@ static int queued_k (lua_State *L, int status, lua_KContext ctx);
 ** callback still runs later.
 */
 static int spin_wait (Loop *loop, ThreadReq *q) {
-  static int ncpu = 0;
   uint64_t until;
-  if (ncpu == 0) ncpu = (int)uv_available_parallelism();
-  if (ncpu < 2 || loop->rcount > 0) return 0;
+  if (q->ctl->ncpu < 2 || loop->rcount > 0) return 0;
   until = uv_hrtime() + SPIN_NS;
   do {
     if (__atomic_load_n(&q->finished, __ATOMIC_ACQUIRE)) {
@@ -497,6 +496,7 @@ void aio__open_thread (lua_State *L) {
   ctl->running = 0;
   ctl->gen = 0;
   ctl->limit = pool_size() > 1 ? (unsigned)pool_size() - 1 : 1;
+  ctl->ncpu = uv_available_parallelism();
   lua_rawsetp(L, LUA_REGISTRYINDEX, &ctl_key);
   aio__new_weak_table(L, &dumps_key);
   lua_newtable(L);

@@ -34,6 +34,15 @@ describe("aio.fs", function()
     assert.are.equal("short", fs.read_file(dir .. "/bin"))
   end))
 
+  it("reads files that report no size, like those of /proc", H.async(function()
+    local status = fs.read_file("/proc/self/status")
+    assert.matches("^Name:", status)
+    assert.matches("\nPid:%s+" .. H.pid() .. "\n", status)
+    local f <close> = fs.open("/proc/self/status")
+    assert.matches("^Name:", f:read("l"))
+    assert.matches("\nPid:", f:read("a"))
+  end))
+
   it("appends, creating the file first", with_dir(function(dir)
     local p = dir .. "/log"
     fs.append_file(p, "one\n")

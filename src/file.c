@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,7 +50,10 @@ typedef struct File {
   uint8_t readable, writable, append;
   uint8_t locked;        /* an operation is in progress */
   uint8_t inflight;      /* a request on fd is in flight */
-  uint8_t eof;           /* the last read hit the end of the file */
+  uint8_t eof;           /* a read hit the end of the file (sticky, as
+                            stdio's, until a seek or a write) */
+  uint8_t regular;       /* fstat saw a regular file: a short read is
+                            its end */
   uint8_t stream;        /* not seekable (a pipe...): no offsets */
 } File;
 
@@ -60,7 +64,7 @@ typedef struct FileReq {
   Req r;
   uv_fs_t fs;
   File *f;               /* NULL for OP_OPEN */
-  size_t nbytes;         /* OP_WRITE: bytes it was asked to write */
+  size_t nbytes;         /* bytes it was asked to read or write */
   uint8_t op;
   uint8_t started;       /* uv_fs_req_cleanup is due */
   uint8_t handed;        /* OP_OPEN: the descriptor is someone else's */
@@ -130,7 +134,8 @@ static void file_cb (uv_fs_t *req) {
     f->inflight = 0;
     if (q->op == OP_READ) {
       if (res > 0) f->rlen += (size_t)res;
-      else if (res == 0) f->eof = 1;
+      if (res == 0 || (res > 0 && f->regular && (size_t)res < q->nbytes))
+        f->eof = 1;
     }
     else if (q->op == OP_WRITE && res > 0) {
       if (f->append) {
@@ -139,8 +144,10 @@ static void file_cb (uv_fs_t *req) {
       }
       else f->pos += res;
     }
-    else if (q->op == OP_FSTAT && res == 0)
+    else if (q->op == OP_FSTAT && res == 0) {
       f->size = (int64_t)req->statbuf.st_size;
+      f->regular = (req->statbuf.st_mode & S_IFMT) == S_IFREG;
+    }
     if (f->defer_fd >= 0) {
       close_background(f->loop, f->defer_fd);
       f->defer_fd = -1;
@@ -316,6 +323,7 @@ static int file_fill (lua_State *L, File *f, size_t want, int exact) {
   if (n > MAX_IO) n = MAX_IO;
   at = f->stream ? -1 : f->pos + (int64_t)(f->rlen - f->roff);
   q = filereq_new(L, loop, f, OP_READ);
+  q->nbytes = n;
   buf = uv_buf_init(f->rb + f->rlen, (unsigned)n);
   return file_started(L, f, q, uv_fs_read(&loop->uv, &q->fs, f->fd, &buf, 1,
                                           at, file_cb), "read");
@@ -389,7 +397,11 @@ static int read_body (lua_State *L, File *f, lua_Integer *step) {
             return file_fstat(L, f);
           }
           rest = f->size - f->pos - (int64_t)avail;
-          return file_fill(L, f, rest > 0 ? (size_t)rest + 1 : 1, 1);
+          if (rest > 0)                  /* the size is known: room for */
+            return file_fill(L, f, (size_t)rest + 1, 1);    /* it + 1 */
+          if (f->rcap > f->rlen)         /* confirm the end in the room */
+            return file_fill(L, f, 1, 1);
+          return file_fill(L, f, CHUNK, 0);     /* /proc files: size 0 */
         }
         take(L, f, avail, 0);
       }

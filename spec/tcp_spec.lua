@@ -234,6 +234,29 @@ describe("aio.tcp", function()
     assert.are.equal("STILL", c:read_line())
   end))
 
+  it("times reads and writes out when the stream has a timeout", H.async(function()
+    local done = false
+    local srv <close> = tcp.listen("127.0.0.1", 0, function(s)
+      s:read_line()
+      s:write("late\n")
+      eventually(function() return done end, 30)     -- reads no more
+    end)
+    local c <close> = tcp.connect("127.0.0.1", srv.port)
+    assert.are.equal(c, c:set_timeout(0.05))
+    local t0 = aio.now()
+    local err = H.raises("timeout", c.read_line, c)
+    assert.is_true(aio.now() - t0 >= 0.05)
+    assert.are.equal("read", err.phase)
+    assert.are.equal(0.05, err.seconds)
+    assert.matches("reading from 127.0.0.1:%d+ timed out after 0.05 s", err.message)
+    c:write("go\n")
+    assert.are.equal("late", c:read_line())          -- usable afterwards
+    err = H.raises("timeout", c.write, c, ("w"):rep(64 * 1024 * 1024))
+    assert.are.equal("write", err.phase)
+    c:set_timeout()
+    done = true
+  end))
+
   it("raises connect errors with the address", H.async(function()
     local srv = echo_server()
     local port = srv.port

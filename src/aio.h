@@ -435,6 +435,7 @@ typedef struct Stream {
   char *buf;             /* received, not yet read: buf[off, len) */
   size_t off, len, cap;
   size_t limit;          /* longest line read_line accepts */
+  double timeout;        /* seconds a read or write may wait; 0: no limit */
   int rerr;              /* 0, UV_EOF, or the error that ended reading */
   uint8_t reading;       /* uv_read_start is on */
 } Stream;

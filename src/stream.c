@@ -5,6 +5,7 @@
 ** See LICENSE
 */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,21 @@ static const char *stream_name (lua_State *L) {
 }
 
 
+/* Raises `timeout` for a read or write (`phase`) that waited longer than
+** the stream's timeout. */
+static int stream_timeout (lua_State *L, Stream *s, const char *phase) {
+  const char *name = stream_name(L);
+  char secs[32];
+  snprintf(secs, sizeof secs, "%g", s->timeout);
+  aio__error_new(L, "timeout", "%s %s timed out after %s s",
+                 phase[0] == 'r' ? "reading from" : "writing to", name, secs);
+  aio__setfield_str(L, "phase", phase);
+  aio__setfield_str(L, "peer", name);
+  aio__setfield_num(L, "seconds", s->timeout);
+  return lua_error(L);
+}
+
+
 /* Raises the `io` error `err` of operation `op` ("read from", "write
 ** to") with fields code and peer. */
 static int stream_fail (lua_State *L, int err, const char *op) {
@@ -192,15 +208,20 @@ static int wait_data (lua_State *L, Stream *s, lua_KContext ctx,
     s->reading = 1;
   }
   link_push(&s->readers, &t->wait.link);
+  if (s->timeout > 0)
+    aio__timer_arm(s->io.loop, &t->timer,
+                   aio__deadline(s->io.loop, s->timeout));
   return aio__suspend(L, t, ctx, k);
 }
 
 
-/* Common start of a read continuation: raises what interrupted the wait,
-** or `closed` if the stream was closed meanwhile. */
+/* Common start of a read continuation: raises what interrupted the wait
+** (the stream's timeout included), or `closed` if the stream was closed
+** meanwhile. */
 static Stream *resumed (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   Task *t = loop->current;
+  if (t->wake == AIO_WAKE_TIMER) stream_timeout(L, tostream(L), "read");
   if (t->wake != AIO_WAKE_OK) aio__wake_raise(L, t);
   return checkstream(L);
 }
@@ -370,6 +391,7 @@ static int req_k (lua_State *L, int status, lua_KContext ctx) {
   StreamReq *q = (StreamReq *)lua_touserdata(L, -1);
   Task *t = loop->current;
   (void)status;
+  if (t->wake == AIO_WAKE_TIMER) return stream_timeout(L, tostream(L), "write");
   if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
   if (q->r.status == UV_ECANCELED) return aio__closed_error(L, "stream");
   if (q->r.status < 0)
@@ -433,6 +455,8 @@ static int stream_write (lua_State *L) {
                 (unsigned)(nb - first), write_cb);
   if (rc < 0) return stream_fail(L, rc, "write to");
   aio__req_start(L, &q->r, -1);
+  if (s->timeout > 0)
+    aio__timer_arm(loop, &t->timer, aio__deadline(loop, s->timeout));
   return aio__req_wait(L, t, &q->r, 0, req_k);
 }
 
@@ -535,6 +559,17 @@ static int stream_set_limit (lua_State *L) {
 }
 
 
+/* stream:set_timeout([seconds]) -> the stream. Each later read or write
+** that waits longer raises `timeout` (phase "read" or "write"); nil or 0:
+** no limit. A write that timed out stays queued. */
+static int stream_set_timeout (lua_State *L) {
+  Stream *s = tostream(L);
+  s->timeout = lua_isnoneornil(L, 2) ? 0 : aio__checkduration(L, 2);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
 /* stream:_set_name(name): the "host:port" used in messages. */
 static int stream_set_name (lua_State *L) {
   tostream(L);
@@ -564,6 +599,7 @@ static const luaL_Reg stream_methods[] = {
   {"peer_address", stream_peer_address},
   {"local_address", stream_local_address},
   {"set_limit", stream_set_limit},
+  {"set_timeout", stream_set_timeout},
   {"_set_name", stream_set_name},
   {NULL, NULL}
 };

@@ -23,6 +23,7 @@ local M = {}
 ---@field peer_address fun(self: aio.Stream): string, integer
 ---@field local_address fun(self: aio.Stream): string, integer
 ---@field set_limit fun(self: aio.Stream, bytes: integer): aio.Stream
+---@field set_timeout fun(self: aio.Stream, seconds?: number): aio.Stream
 M.Stream = core.Stream
 
 local function argerror(n, fname, msg)

@@ -353,7 +353,7 @@ static int l_run (lua_State *L) {
   ProcRef *ref;
   Proc *p;
   Task *t;
-  int argc, rc, i, mode[3];
+  int argc, rc, i, mode[3], inidx;
   char **args, **env = NULL;
   size_t inlen = 0;
   const char *input = NULL;
@@ -370,8 +370,9 @@ static int l_run (lua_State *L) {
   o.cwd = lua_tostring(L, 5);
   if (lua_getfield(L, 2, "env") == LUA_TTABLE)                /* 6 */
     env = env_array(L, 6);                                    /* 7 8 */
-  lua_getfield(L, 2, "input");                                /* 9 */
-  input = lua_tolstring(L, -1, &inlen);
+  lua_getfield(L, 2, "input");                          /* (7 8) input */
+  inidx = lua_gettop(L);
+  input = lua_tolstring(L, inidx, &inlen);
   mode[0] = input != NULL ? IO_PIPE : IO_NULL;
   mode[1] = stdio_mode(L, 2, "stdout");
   mode[2] = stdio_mode(L, 2, "stderr");
@@ -432,7 +433,7 @@ static int l_run (lua_State *L) {
   if (p->piped[0]) {
     InputReq *q = (InputReq *)aio__req_new(L, loop, sizeof(InputReq), 1);
     uv_buf_t buf = uv_buf_init((char *)input, (unsigned)inlen);
-    lua_pushvalue(L, 9);
+    lua_pushvalue(L, inidx);
     lua_setiuservalue(L, -2, 1);
     if (inlen == 0 ||
         uv_write(&q->w, (uv_stream_t *)&p->in, &buf, 1, input_cb) < 0) {

@@ -16,6 +16,17 @@ local function echo_server(opts)
   end, opts)
 end
 
+-- The echo server on another address.
+local function echo_server_on(host)
+  return tcp.listen(host, 0, function(s)
+    while true do
+      local line = s:read_line()
+      if not line then return end
+      s:write(line:upper(), "\n")
+    end
+  end)
+end
+
 -- Waits until fn() is true (polling), at most `secs`.
 local function eventually(fn, secs)
   local deadline = aio.now() + (secs or 5)
@@ -390,8 +401,27 @@ time.sleep(60)]], dir .. "/port" })
     assert.has_error(function() c.read({}) end)
   end))
 
-  it("raises usage outside a task", function()
+  it("raises usage outside a task or a running loop", function()
     local err = H.raises("usage", tcp.connect, "127.0.0.1", 1)
     assert.matches("inside a task", err.message)
+    err = H.raises("usage", tcp.listen, "127.0.0.1", 0, print)
+    assert.matches("aio.tcp.listen needs a running loop", err.message)
   end)
+
+  it("listens on IPv6 and on a name", H.async(function()
+    local ok, srv6 = pcall(echo_server_on, "::1")
+    if ok then                               -- where IPv6 is available
+      local c <close> = tcp.connect("::1", srv6.port)
+      c:write("six\n")
+      assert.are.equal("SIX", c:read_line())
+      assert.matches("%[::1%]:%d+", tostring(c))
+      c:close()
+      srv6:close()
+      srv6:wait_closed()
+    else
+      assert.is_true(aio.is_error(srv6, "io"), tostring(srv6))
+    end
+    local srv <close> = echo_server_on("localhost")
+    assert.are.equal("127.0.0.1", srv.host)
+  end))
 end)

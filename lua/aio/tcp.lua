@@ -155,7 +155,8 @@ function M.listen(host, port, handler, opts)
   if backlog ~= nil and math.type(backlog) ~= "integer" then
     argerror(4, "listen", "backlog must be an integer")
   end
-  local ip = resolve(host)[1]
+  local literal = host:find(":", 1, true) or host:find("^%d+%.%d+%.%d+%.%d+$")
+  local ip = literal and host or resolve(host)[1]
   local listener = clisten(ip, port, backlog, opts.nodelay ~= false)
   local addr, real = listener:address()
   local srv = setmetatable({ host = addr, port = real, _listener = listener }, Server)

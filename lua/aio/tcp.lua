@@ -159,8 +159,8 @@ function M.listen(host, port, handler, opts)
   local ip = literal and host or resolve(host)[1]
   local listener = clisten(ip, port, backlog, opts.nodelay ~= false)
   local addr, real = listener:address()
-  local srv = setmetatable({ host = addr, port = real, _listener = listener }, Server)
   local name = (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, real)
+  local srv = setmetatable({ host = addr, port = real, _listener = listener, _name = name }, Server)
   srv._task = spawn(acceptor, listener, handler, name)
   srv._task.name = "server " .. name
   return srv
@@ -209,8 +209,7 @@ function Server:address()
 end
 
 function Server:__tostring()
-  return ("aio.Server (%s:%d%s)"):format(self.host, self.port,
-    self._closed and ", closed" or "")
+  return ("aio.Server (%s%s)"):format(self._name, self._closed and ", closed" or "")
 end
 
 return M

@@ -1,16 +1,8 @@
 local aio = require "aio"
 local H = require "helper"
+local eventually = require "support.wait"
 
 local run = aio.process.run
-
--- Waits until fn() is true (polling), at most `secs`.
-local function eventually(fn, secs)
-  local deadline = aio.now() + (secs or 5)
-  while not fn() do
-    if aio.now() > deadline then error("condition not met in time", 2) end
-    aio.sleep(0.005)
-  end
-end
 
 -- Is process `pid` alive (a zombie counts as alive for kill -0)?
 local function alive(pid)

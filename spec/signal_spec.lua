@@ -1,19 +1,11 @@
 local aio = require "aio"
 local H = require "helper"
+local eventually = require "support.wait"
 
 -- Sends signal `name` to this process from a child (kill(1)).
 local function send(name)
   local r = aio.process.run({ "kill", "-" .. name:gsub("^SIG", ""), tostring(H.pid()) })
   assert(r.code == 0, r.stderr)
-end
-
--- Waits until fn() is true (polling), at most `secs`.
-local function eventually(fn, secs)
-  local deadline = aio.now() + (secs or 5)
-  while not fn() do
-    if aio.now() > deadline then error("condition not met in time", 2) end
-    aio.sleep(0.005)
-  end
 end
 
 describe("aio.signal", function()

@@ -1,6 +1,7 @@
 local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
+local eventually = require "support.wait"
 
 local tcp = aio.tcp
 
@@ -25,15 +26,6 @@ local function echo_server_on(host)
       s:write(line:upper(), "\n")
     end
   end)
-end
-
--- Waits until fn() is true (polling), at most `secs`.
-local function eventually(fn, secs)
-  local deadline = aio.now() + (secs or 5)
-  while not fn() do
-    if aio.now() > deadline then error("condition not met in time", 2) end
-    aio.sleep(0.005)
-  end
 end
 
 describe("aio.tcp", function()

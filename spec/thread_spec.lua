@@ -1,18 +1,10 @@
 local aio = require "aio"
 local H = require "helper"
+local eventually = require "support.wait"
 local F = require "support.fifo"
 
 local thread = require "aio.thread"
 local to_thread = aio.to_thread
-
--- Waits until fn() is true (polling), at most `secs`.
-local function eventually(fn, secs)
-  local deadline = aio.now() + (secs or 5)
-  while not fn() do
-    if aio.now() > deadline then error("condition not met in time", 2) end
-    aio.sleep(0.005)
-  end
-end
 
 -- A worker body: creates `marker`, then blocks reading `fifo` (a pool
 -- thread held until the test writes to it); returns what it read.

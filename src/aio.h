@@ -457,6 +457,10 @@ int aio__copy_out (lua_State *L, int first, int n, CopyBuf *b, char *err,
                    size_t errlen);
 int aio__copy_in (lua_State *L, const char *data, size_t len);
 
+int aio__push_address (lua_State *L, uv_tcp_t *tcp, int peer);
+void aio__push_hostport (lua_State *L, const char *host, int port);
+const char *aio__checkpath (lua_State *L, int arg);
+
 void aio__uv_error_new (lua_State *L, const char *kind, int err,
                         const char *fmt, ...);
 int aio__closed_error (lua_State *L, const char *what);

@@ -766,15 +766,6 @@ static int open_k (lua_State *L, int status, lua_KContext ctx) {
 }
 
 
-/* Checks argument `arg` as a path: a string without zero bytes. */
-static const char *checkpath (lua_State *L, int arg) {
-  size_t len;
-  const char *p = luaL_checklstring(L, arg, &len);
-  luaL_argcheck(L, strlen(p) == len, arg, "path contains a zero byte");
-  return p;
-}
-
-
 /*
 ** fs.open(path, [mode="r"]) (suspends) -> File. Modes as io.open ("r",
 ** "w", "a", "r+", "w+", "a+"; "b" is accepted and ignored; "x" after "w"
@@ -782,7 +773,7 @@ static const char *checkpath (lua_State *L, int arg) {
 */
 static int fs_open (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
-  const char *path = checkpath(L, 1);
+  const char *path = aio__checkpath(L, 1);
   const char *mode = luaL_optstring(L, 2, "r");
   Task *t;
   File *f;

@@ -38,7 +38,7 @@ static void path_cb (uv_fs_t *req) {
 
 
 /* Checks argument `arg` as a path: a string without zero bytes. */
-static const char *checkpath (lua_State *L, int arg) {
+const char *aio__checkpath (lua_State *L, int arg) {
   size_t len;
   const char *p = luaL_checklstring(L, arg, &len);
   luaL_argcheck(L, strlen(p) == len, arg, "path contains a zero byte");
@@ -159,7 +159,7 @@ static PathReq *path_begin (lua_State *L, Task **t, int op,
 /* stat(path) (suspends) -> {type, size, mode, mtime, atime, ctime, ...};
 ** follows symbolic links. */
 static int fs_stat (lua_State *L) {
-  const char *path = checkpath(L, 1);
+  const char *path = aio__checkpath(L, 1);
   Task *t;
   PathReq *q;
   lua_settop(L, 1);
@@ -171,7 +171,7 @@ static int fs_stat (lua_State *L) {
 
 /* mkdir(path, [mode=0777]) (suspends). */
 static int fs_mkdir (lua_State *L) {
-  const char *path = checkpath(L, 1);
+  const char *path = aio__checkpath(L, 1);
   int mode = (int)luaL_optinteger(L, 2, 0777);
   Task *t;
   PathReq *q;
@@ -184,7 +184,7 @@ static int fs_mkdir (lua_State *L) {
 
 /* rmdir(path) (suspends): removes an empty directory. */
 static int fs_rmdir (lua_State *L) {
-  const char *path = checkpath(L, 1);
+  const char *path = aio__checkpath(L, 1);
   Task *t;
   PathReq *q;
   lua_settop(L, 1);
@@ -196,7 +196,7 @@ static int fs_rmdir (lua_State *L) {
 
 /* unlink(path) (suspends): removes a file. */
 static int fs_unlink (lua_State *L) {
-  const char *path = checkpath(L, 1);
+  const char *path = aio__checkpath(L, 1);
   Task *t;
   PathReq *q;
   lua_settop(L, 1);
@@ -208,8 +208,8 @@ static int fs_unlink (lua_State *L) {
 
 /* rename(from, to) (suspends). */
 static int fs_rename (lua_State *L) {
-  const char *from = checkpath(L, 1);
-  const char *to = checkpath(L, 2);
+  const char *from = aio__checkpath(L, 1);
+  const char *to = aio__checkpath(L, 2);
   Task *t;
   PathReq *q;
   lua_settop(L, 2);
@@ -222,7 +222,7 @@ static int fs_rename (lua_State *L) {
 /* scandir(path) (suspends) -> the names in the directory, sorted, without
 ** "." and "..". */
 static int fs_scandir (lua_State *L) {
-  const char *path = checkpath(L, 1);
+  const char *path = aio__checkpath(L, 1);
   Task *t;
   PathReq *q;
   lua_settop(L, 1);

@@ -505,46 +505,19 @@ static int stream_gc (lua_State *L) {
 }
 
 
-/* Pushes host, port of a socket address; returns 2 (nil, nil on error). */
-static int push_addr (lua_State *L, const struct sockaddr_storage *ss,
-                      int rc) {
-  char host[64];
-  int port = 0;
-  if (rc == 0 && ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    rc = uv_ip4_name(a, host, sizeof host);
-    port = ntohs(a->sin_port);
-  }
-  else if (rc == 0 && ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    rc = uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-  }
-  else if (rc == 0) rc = UV_EAFNOSUPPORT;
-  if (rc != 0) return stream_fail(L, rc, "get the address of");
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
-
 /* stream:peer_address() -> host, port of the other end. */
 static int stream_peer_address (lua_State *L) {
   Stream *s = checkstream(L);
-  struct sockaddr_storage ss;
-  int len = (int)sizeof ss;
-  int rc = uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len);
-  return push_addr(L, &ss, rc);
+  int rc = aio__push_address(L, &s->tcp, 1);
+  return rc == 0 ? 2 : stream_fail(L, rc, "get the address of");
 }
 
 
 /* stream:local_address() -> host, port of this end. */
 static int stream_local_address (lua_State *L) {
   Stream *s = checkstream(L);
-  struct sockaddr_storage ss;
-  int len = (int)sizeof ss;
-  int rc = uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
-  return push_addr(L, &ss, rc);
+  int rc = aio__push_address(L, &s->tcp, 0);
+  return rc == 0 ? 2 : stream_fail(L, rc, "get the address of");
 }
 
 

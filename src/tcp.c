@@ -60,13 +60,6 @@ static int checkport (lua_State *L, int arg, int min) {
 }
 
 
-/* Pushes "host:port" ("[host]:port" for IPv6). */
-static void push_hostport (lua_State *L, const char *host, int port) {
-  if (strchr(host, ':') != NULL) lua_pushfstring(L, "[%s]:%d", host, port);
-  else lua_pushfstring(L, "%s:%d", host, port);
-}
-
-
 /* ---------------------------------------------------------------------
 ** Connecting
 ** ------------------------------------------------------------------- */
@@ -79,7 +72,7 @@ static void connect_cb (uv_connect_t *c, int status) {
 
 /* Raises `connect` for `err`; the stack is (host, port, ...). */
 static int connect_fail (lua_State *L, int err) {
-  push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
+  aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
   aio__uv_error_new(L, "connect", err, "cannot connect to %s",
                     lua_tostring(L, -1));
   aio__setfield_str(L, "address", lua_tostring(L, 1));
@@ -131,7 +124,7 @@ static int tcp_connect (lua_State *L) {
   s = aio__stream_alloc(loop, aio__io_scratch(L));
   if (s == NULL) return luaL_error(L, "not enough memory");
   aio__stream_push(L, s);                           /* host port nd stream */
-  push_hostport(L, host, port);
+  aio__push_hostport(L, host, port);
   lua_setiuservalue(L, 4, 1);
   q = (ConnReq *)aio__req_new(L, loop, sizeof(ConnReq), 1);
   lua_pushvalue(L, 4);
@@ -195,23 +188,16 @@ static Listener *checklistener (lua_State *L) {
 }
 
 
-/* Pushes "host:port" of the listening socket (or of `s`'s peer). */
+/* Pushes "host:port" of the local end of `tcp` (of the other end when
+** `peer`). */
 static void push_sockname (lua_State *L, uv_tcp_t *tcp, int peer) {
-  struct sockaddr_storage ss;
-  char host[64];
-  int len = (int)sizeof ss, port = 0, rc;
-  rc = peer ? uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len)
-            : uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len);
-  if (rc == 0 && ss.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  if (aio__push_address(L, tcp, peer) != 0) {
+    lua_pushliteral(L, "(disconnected)");
+    return;
   }
-  else if (rc == 0) {
-    uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  }
-  if (rc == 0) push_hostport(L, host, port);
-  else lua_pushliteral(L, "(disconnected)");
+  aio__push_hostport(L, lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+  lua_replace(L, -3);
+  lua_pop(L, 1);
 }
 
 
@@ -343,32 +329,17 @@ static int listener_wait_idle (lua_State *L) {
 /* listener:address() -> host, port it listens on. */
 static int listener_address (lua_State *L) {
   Listener *l = checklistener(L);
-  struct sockaddr_storage ss;
-  char host[64];
-  int len = (int)sizeof ss;
-  int rc = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len);
-  if (rc == 0 && ss.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-    lua_pushstring(L, host);
-    lua_pushinteger(L, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-  }
-  else if (rc == 0) {
-    uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-    lua_pushstring(L, host);
-    lua_pushinteger(L, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-  }
-  else {
-    aio__uv_error_new(L, "io", rc, "cannot get the address of a server");
-    return lua_error(L);
-  }
-  return 2;
+  int rc = aio__push_address(L, &l->tcp, 0);
+  if (rc == 0) return 2;
+  aio__uv_error_new(L, "io", rc, "cannot get the address of a server");
+  return lua_error(L);
 }
 
 
 /* Raises `io` for a failed bind or listen on (host, port) at 1, 2. */
 static int listen_fail (lua_State *L, Listener *l, int err) {
   listener_close_mem(l);
-  push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
+  aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
   aio__uv_error_new(L, "io", err, "cannot listen on %s", lua_tostring(L, -1));
   aio__setfield_str(L, "address", lua_tostring(L, 1));
   lua_pushvalue(L, 2);

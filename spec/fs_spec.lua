@@ -1,6 +1,7 @@
 local aio = require "aio"
 local H = require "helper"
 local F = require "support.fifo"
+local eventually = require "support.wait"
 
 local fs = aio.fs
 
@@ -246,8 +247,7 @@ describe("aio.fs", function()
     aio.sleep(0.05)
     t:cancel()
     assert.is_true(pcall(t.await, t) == false)
-    aio.sleep(0.01)                                      -- background close
-    assert.are.equal(base, H.fd_count())
+    eventually(function() return H.fd_count() == base end)   -- background close
   end))
 
   it("closes the files a run left open", function()
@@ -359,11 +359,7 @@ describe("aio.fs", function()
     assert.is_true(aio.is_error(err, "cancelled"))
     local w = assert(io.open(fifo, "w"))   -- now the blocked open returns
     w:close()
-    for _ = 1, 100 do
-      if H.fd_count() == base then break end
-      aio.sleep(0.01)
-    end
-    assert.are.equal(base, H.fd_count())
+    eventually(function() return H.fd_count() == base end)
   end))
 
   it("keeps the loop running while the pool is busy", with_dir(function(dir)

@@ -125,7 +125,7 @@ describe("aio.to_thread", function()
     ticker:cancel()
     pcall(ticker.await, ticker)
     assert.is_true(sum > 0)
-    assert.is_true(dt >= 0.2, "the thread ran " .. dt .. " s")
+    assert.is_true(dt >= 0.1, "the thread ran " .. dt .. " s")  -- CPU time
     assert.is_true(ticks >= 10, "only " .. ticks .. " ticks in " .. dt .. " s")
   end))
 

@@ -9,39 +9,16 @@
 --         rss_kb=... ok=... conns=... size=... mb_s=...
 -- Bounded in time: exits with status 3 after BENCH_TIMEOUT seconds (120).
 
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
+local result = require("benchlib").result
 
 local ROUNDS = tonumber(arg[1]) or 2000
 local CONNS = tonumber(arg[2]) or 64
 local SIZE = tonumber(arg[3]) or 1024
 local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
-
-local function peak_rss_kb()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return -1 end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmHWM:%s*(%d+)")) or -1
-end
-
-local function result(t)
-  local order = { "peer", "wl", "n", "secs", "rate", "unit", "rss_kb", "ok" }
-  t.rss_kb = peak_rss_kb()
-  local parts, seen = {}, {}
-  for _, k in ipairs(order) do
-    parts[#parts + 1] = k .. "=" .. tostring(t[k])
-    seen[k] = true
-  end
-  local rest = {}
-  for k in pairs(t) do if not seen[k] then rest[#rest + 1] = k end end
-  table.sort(rest)
-  for _, k in ipairs(rest) do parts[#parts + 1] = k .. "=" .. tostring(t[k]) end
-  io.stdout:write("RESULT ", table.concat(parts, " "), "\n")
-  io.stdout:flush()
-end
 
 local ok = aio.run(function()
   local watchdog = aio.spawn(function()
@@ -77,9 +54,9 @@ local ok = aio.run(function()
   srv:wait_closed()
   watchdog:cancel()
   local n = ROUNDS * CONNS
-  result({ peer = "aio", wl = "tcp_echo", n = n, secs = ("%.4f"):format(secs),
-           rate = ("%.0f"):format(n / secs), unit = "msgs/s", ok = good == CONNS and 1 or 0,
-           conns = CONNS, size = SIZE, mb_s = ("%.1f"):format(2 * n * SIZE / secs / 1e6) })
+  result({ peer = "aio", wl = "tcp_echo", n = n, secs = secs, rate = n / secs,
+           unit = "msgs/s", ok = good == CONNS, conns = CONNS, size = SIZE,
+           mb_s = ("%.1f"):format(2 * n * SIZE / secs / 1e6) })
   return good == CONNS
 end)
 os.exit(ok and 0 or 1)

@@ -7,21 +7,14 @@
 -- Prints: RESULT peer=aio wl=to_thread n=... secs=... rate=... unit=calls/s
 --         rss_kb=... ok=... median_us=... p10_us=... p90_us=... p99_us=...
 
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
+local result = require("benchlib").result
 
 local N = tonumber(arg[1]) or 20000
 local WARM = tonumber(arg[2]) or 2000
-
-local function peak_rss_kb()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return -1 end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmHWM:%s*(%d+)")) or -1
-end
 
 aio.run(function()
   local to_thread, now = aio.to_thread, aio.now
@@ -38,6 +31,7 @@ aio.run(function()
   local secs = now() - t0
   table.sort(lat)
   local function pct(p) return ("%.1f"):format(lat[math.max(1, math.floor(N * p))] * 1e6) end
-  io.stdout:write(("RESULT peer=aio wl=to_thread n=%d secs=%.4f rate=%.0f unit=calls/s rss_kb=%d ok=%d median_us=%s p10_us=%s p90_us=%s p99_us=%s\n")
-    :format(N, secs, N / secs, peak_rss_kb(), ok and 1 or 0, pct(0.5), pct(0.1), pct(0.9), pct(0.99)))
+  result({ peer = "aio", wl = "to_thread", n = N, secs = secs, rate = N / secs,
+           unit = "calls/s", ok = ok, median_us = pct(0.5), p10_us = pct(0.1),
+           p90_us = pct(0.9), p99_us = pct(0.99) })
 end)

@@ -7,20 +7,14 @@
 -- usage: lua5.4 bench/luv_tcp.lua [ROUNDS] [CONNS] [SIZE]
 -- Prints: RESULT peer=luv wl=tcp_echo n=... (as aio_tcp.lua)
 
+package.path = "./bench/?.lua;" .. package.path
 local uv = require "luv"
+local result = require("benchlib").result
 
 local ROUNDS = tonumber(arg[1]) or 2000
 local CONNS = tonumber(arg[2]) or 64
 local SIZE = tonumber(arg[3]) or 1024
 local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
-
-local function peak_rss_kb()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return -1 end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmHWM:%s*(%d+)")) or -1
-end
 
 local watchdog = uv.new_timer()
 watchdog:start(TIMEOUT * 1000, 0, function()
@@ -86,6 +80,6 @@ for _ = 1, CONNS do client() end
 uv.run()
 local secs = (t1 - t0) / 1e9
 local n = ROUNDS * CONNS
-io.stdout:write(("RESULT peer=luv wl=tcp_echo n=%d secs=%.4f rate=%.0f unit=msgs/s rss_kb=%d ok=%d conns=%d mb_s=%.1f size=%d\n")
-  :format(n, secs, n / secs, peak_rss_kb(), good == CONNS and 1 or 0, CONNS,
-          2 * n * SIZE / secs / 1e6, SIZE))
+result({ peer = "luv", wl = "tcp_echo", n = n, secs = secs, rate = n / secs,
+         unit = "msgs/s", ok = good == CONNS, conns = CONNS, size = SIZE,
+         mb_s = ("%.1f"):format(2 * n * SIZE / secs / 1e6) })

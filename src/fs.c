@@ -133,102 +133,71 @@ static int path_k (lua_State *L, int status, lua_KContext ctx) {
 }
 
 
-/* Starts path operation `op` (request set up by the caller's uv_fs_*
-** call, which returned `rc`) and suspends until it ends. */
-static int path_wait (lua_State *L, Task *t, PathReq *q, int rc) {
-  if (rc < 0) return path_fail(L, q->op, rc);
+/*
+** Runs path operation `op` (named `what` in messages) on the path at 1
+** (and the new path at 2 for rename, the mode at 2 for mkdir): starts the
+** libuv request and suspends until it ends (path_k).
+*/
+static int path_op (lua_State *L, int op, const char *what) {
+  Loop *loop = aio_upvalue_loop(L);
+  const char *path = aio__checkpath(L, 1);
+  const char *to = op == P_RENAME ? aio__checkpath(L, 2) : NULL;
+  int mode = op == P_MKDIR ? (int)luaL_optinteger(L, 2, 0777) : 0;
+  Task *t;
+  PathReq *q;
+  int rc;
+  lua_settop(L, op == P_RENAME ? 2 : 1);
+  t = aio__task_enter(L, loop, what);
+  q = (PathReq *)aio__req_new(L, loop, sizeof(PathReq), 0);
+  q->r.gc = pathreq_gc;
+  q->op = (uint8_t)op;
+  switch (op) {
+    case P_STAT: rc = uv_fs_stat(&loop->uv, &q->fs, path, path_cb); break;
+    case P_MKDIR:
+      rc = uv_fs_mkdir(&loop->uv, &q->fs, path, mode, path_cb);
+      break;
+    case P_RMDIR: rc = uv_fs_rmdir(&loop->uv, &q->fs, path, path_cb); break;
+    case P_UNLINK: rc = uv_fs_unlink(&loop->uv, &q->fs, path, path_cb); break;
+    case P_RENAME:
+      rc = uv_fs_rename(&loop->uv, &q->fs, path, to, path_cb);
+      break;
+    default: rc = uv_fs_scandir(&loop->uv, &q->fs, path, 0, path_cb); break;
+  }
+  if (rc < 0) return path_fail(L, op, rc);
   q->started = 1;
   aio__req_start(L, &q->r, -1);
   return aio__req_wait(L, t, &q->r, 0, path_k);
 }
 
 
-/* Enters the task and pushes a new request of `op`. */
-static PathReq *path_begin (lua_State *L, Task **t, int op,
-                            const char *what) {
-  Loop *loop = aio_upvalue_loop(L);
-  PathReq *q;
-  *t = aio__task_enter(L, loop, what);
-  q = (PathReq *)aio__req_new(L, loop, sizeof(PathReq), 0);
-  q->r.gc = pathreq_gc;
-  q->op = (uint8_t)op;
-  return q;
-}
-
-
 /* stat(path) (suspends) -> {type, size, mode, mtime, atime, ctime, ...};
 ** follows symbolic links. */
-static int fs_stat (lua_State *L) {
-  const char *path = aio__checkpath(L, 1);
-  Task *t;
-  PathReq *q;
-  lua_settop(L, 1);
-  q = path_begin(L, &t, P_STAT, "aio.fs.stat");
-  return path_wait(L, t, q, uv_fs_stat(&aio_upvalue_loop(L)->uv, &q->fs,
-                                       path, path_cb));
-}
-
+static int fs_stat (lua_State *L) { return path_op(L, P_STAT, "aio.fs.stat"); }
 
 /* mkdir(path, [mode=0777]) (suspends). */
 static int fs_mkdir (lua_State *L) {
-  const char *path = aio__checkpath(L, 1);
-  int mode = (int)luaL_optinteger(L, 2, 0777);
-  Task *t;
-  PathReq *q;
-  lua_settop(L, 1);
-  q = path_begin(L, &t, P_MKDIR, "aio.fs.mkdir");
-  return path_wait(L, t, q, uv_fs_mkdir(&aio_upvalue_loop(L)->uv, &q->fs,
-                                        path, mode, path_cb));
+  return path_op(L, P_MKDIR, "aio.fs.mkdir");
 }
-
 
 /* rmdir(path) (suspends): removes an empty directory. */
 static int fs_rmdir (lua_State *L) {
-  const char *path = aio__checkpath(L, 1);
-  Task *t;
-  PathReq *q;
-  lua_settop(L, 1);
-  q = path_begin(L, &t, P_RMDIR, "aio.fs.rmdir");
-  return path_wait(L, t, q, uv_fs_rmdir(&aio_upvalue_loop(L)->uv, &q->fs,
-                                        path, path_cb));
+  return path_op(L, P_RMDIR, "aio.fs.remove");
 }
-
 
 /* unlink(path) (suspends): removes a file. */
 static int fs_unlink (lua_State *L) {
-  const char *path = aio__checkpath(L, 1);
-  Task *t;
-  PathReq *q;
-  lua_settop(L, 1);
-  q = path_begin(L, &t, P_UNLINK, "aio.fs.remove");
-  return path_wait(L, t, q, uv_fs_unlink(&aio_upvalue_loop(L)->uv, &q->fs,
-                                         path, path_cb));
+  return path_op(L, P_UNLINK, "aio.fs.remove");
 }
-
 
 /* rename(from, to) (suspends). */
 static int fs_rename (lua_State *L) {
-  const char *from = aio__checkpath(L, 1);
-  const char *to = aio__checkpath(L, 2);
-  Task *t;
-  PathReq *q;
-  lua_settop(L, 2);
-  q = path_begin(L, &t, P_RENAME, "aio.fs.rename");
-  return path_wait(L, t, q, uv_fs_rename(&aio_upvalue_loop(L)->uv, &q->fs,
-                                         from, to, path_cb));
+  return path_op(L, P_RENAME, "aio.fs.rename");
 }
-
 
 /* scandir(path) (suspends) -> the names in the directory, sorted, without
 ** "." and "..". */
 static int fs_scandir (lua_State *L) {
-  const char *path = aio__checkpath(L, 1);
-  Task *t;
-  PathReq *q;
-  lua_settop(L, 1);
-  q = path_begin(L, &t, P_SCANDIR, "aio.fs.list");
-  return path_wait(L, t, q, uv_fs_scandir(&aio_upvalue_loop(L)->uv, &q->fs,
-                                          path, 0, path_cb));
+  return path_op(L, P_SCANDIR, "aio.fs.list");
 }
 
 

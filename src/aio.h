@@ -406,6 +406,119 @@ void *aio__checkself (lua_State *L, const char *tname);
 #define aio_upvalue_loop(L) \
   ((Loop *)lua_touserdata((L), lua_upvalueindex(1)))
 
+
+/* ---------------------------------------------------------------------
+** I/O modules: fs, tcp, dns, threads, processes, signals (io.c has the
+** plumbing they share; each module's open function fills core.<name>)
+** ------------------------------------------------------------------- */
+
+/*
+** A libuv request in a userdata ("aio.Req"), which starts with Req. The
+** userdata is anchored while libuv owns the request (aio__req_start until
+** the callback calls aio__req_done), so the memory and whatever its user
+** values keep alive (strings being written, the object it works on) stay
+** valid even if the task that started it is cancelled or killed. The task
+** waiting for it is linked in `waiters`; a task woken by anything else is
+** unlinked, so the callback then only records the outcome and the request
+** is collected once nobody refers to it.
+*/
+typedef struct Req {
+  Link waiters;                /* the wait link of the task waiting */
+  Loop *loop;
+  void (*gc) (struct Req *r);  /* frees what the request owns, or NULL */
+  uint32_t anchor;             /* anchor slot while in flight, else 0 */
+  int status;                  /* outcome: >= 0, or a UV_E* code */
+} Req;
+
+void *aio__req_new (lua_State *L, Loop *loop, size_t size, int nuv);
+void aio__req_start (lua_State *L, Req *r, int idx);
+void aio__req_done (Req *r, int status);
+int aio__req_wait (lua_State *L, Task *t, Req *r, lua_KContext ctx,
+                   lua_KFunction k);
+
+/*
+** Memory shared by a Lua object and the libuv handles in it: malloc'd,
+** starting with IoHandle, and every handle's `data` points at it. The
+** object's close closes the handles (aio__io_close), its __gc calls
+** aio__io_orphan; the memory is freed when both the object is collected
+** and every handle's close callback has run (whichever comes last), so
+** neither libuv nor a stale object ever sees freed memory.
+*/
+typedef struct IoHandle {
+  AioHandle ah;             /* ah.on_close: the shared close callback */
+  Loop *loop;
+  void (*closed) (struct IoHandle *io, uv_handle_t *h);  /* or NULL */
+  void (*release) (struct IoHandle *io);  /* frees what it owns, or NULL */
+  uint32_t gen;             /* loop->generation when opened */
+  uint8_t nopen;            /* its handles whose close callback is due */
+  uint8_t ncounted;         /* of those, counted in loop->nhandles */
+  uint8_t closing;          /* closed by its object (or the run's end) */
+  uint8_t orphan;           /* its Lua object was collected */
+} IoHandle;
+
+void *aio__io_new (Loop *loop, size_t size);
+void aio__io_opened (IoHandle *io, uv_handle_t *h);
+void aio__io_close (IoHandle *io, uv_handle_t *h);
+void aio__io_orphan (IoHandle *io);
+int aio__io_live (IoHandle *io);
+
+/*
+** A byte stream (a TCP connection) behind an "aio.Stream" object. Reading
+** is on (uv_read_start) only while a task waits for data, plus at most one
+** read with nobody waiting, which is kept in `buf` and stops it.
+*/
+typedef struct Stream {
+  IoHandle io;
+  uv_tcp_t tcp;
+  Link readers;          /* tasks waiting for data or for the close */
+  Link pending;          /* in a server's queue of accepted connections */
+  char *scratch;         /* the loop's shared read buffer (AIO_READ_SIZE) */
+  char *buf;             /* received, not yet read: buf[off, len) */
+  size_t off, len, cap;
+  size_t limit;          /* longest line read_line accepts */
+  double timeout;        /* seconds a read or write may wait; 0: no limit */
+  int rerr;              /* 0, UV_EOF, or the error that ended reading */
+  uint8_t reading;       /* uv_read_start is on */
+} Stream;
+
+#define AIO_READ_SIZE 65536
+
+Stream *aio__stream_alloc (Loop *loop, char *scratch);
+void aio__stream_push (lua_State *L, Stream *s);
+void aio__stream_close (Stream *s);
+char *aio__io_scratch (lua_State *L);
+
+/* thread_copy.c: values copied between Lua states as bytes. */
+typedef struct CopyBuf {
+  char *data;            /* malloc'd */
+  size_t len, cap;
+} CopyBuf;
+
+int aio__copy_out (lua_State *L, int first, int n, CopyBuf *b, char *err,
+                   size_t errlen);
+int aio__copy_in (lua_State *L, const char *data, size_t len);
+
+int aio__push_address (lua_State *L, uv_tcp_t *tcp, int peer);
+void aio__push_hostport (lua_State *L, const char *host, int port);
+const char *aio__checkpath (lua_State *L, int arg);
+
+void aio__uv_error_new (lua_State *L, const char *kind, int err,
+                        const char *fmt, ...);
+int aio__closed_error (lua_State *L, const char *what);
+void aio__at_exit (lua_State *L, Loop *loop, int idx);
+const char *aio__signame (int signum);
+void aio__ignore_sigpipe (void);
+int aio__signum (const char *name);
+
+void aio__open_fs (lua_State *L);
+void aio__open_file (lua_State *L, int fsidx);
+void aio__open_stream (lua_State *L);
+void aio__open_tcp (lua_State *L);
+void aio__open_dns (lua_State *L);
+void aio__open_thread (lua_State *L);
+void aio__open_process (lua_State *L);
+void aio__open_signal (lua_State *L);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -513,6 +513,12 @@ int luaopen_aio_core (lua_State *L) {
   aio__open_waitlist(L);
   aio__open_watch(L);
   aio__open_error(L);
+  aio__open_fs(L);
+  aio__open_tcp(L);
+  aio__open_dns(L);
+  aio__open_thread(L);
+  aio__open_process(L);
+  aio__open_signal(L);
   lua_pushvalue(L, loopidx);                        /* run: loop, core */
   lua_pushvalue(L, core);
   lua_pushcclosure(L, l_run, 2);

@@ -1,0 +1,78 @@
+--- aio.signal: run a handler as a new task each time the process receives
+-- a signal. The signal is caught in libuv; a task of the registration
+-- spawns the handlers, so they run like any other task. See LICENSE
+
+local core = require "aio.core"
+
+local csignal = core.signal
+local watch, canonical = csignal.watch, csignal.name
+local spawn, current, is_error = core.spawn, core.current, core.is_error
+
+local M = {}
+
+---@class aio.SignalRegistration
+---@field name string the signal's name ("SIGTERM")
+local Registration = {}
+Registration.__index = Registration
+
+-- The registration's task: one handler task per delivery until closed.
+local function dispatch(watcher, handler, name)
+  local wait = watcher.wait
+  while true do
+    local ok, n = pcall(wait, watcher)
+    if not ok then
+      if is_error(n, "closed") then return end
+      error(n, 0)
+    end
+    for _ = 1, n do spawn(handler, name) end
+  end
+end
+
+--- Calls `handler(name)` in a new task each time signal `name` arrives
+--- ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", ..., or without "SIG").
+--- Handling SIGINT replaces aio.run's default (cancel the main task)
+--- until the registration is closed. Returns the registration; close()
+--- it (also with <close>) to stop. Deliveries close together may be
+--- merged into one by the system, as for any signal.
+---@param name string
+---@param handler fun(name: string)
+---@return aio.SignalRegistration
+function M.signal(name, handler)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'signal' (string expected, got " .. type(name) .. ")", 2)
+  end
+  if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
+    error("bad argument #2 to 'signal' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  local canon = canonical(name) or name
+  local watcher = watch(name)
+  local reg = setmetatable({ name = canon, _watcher = watcher }, Registration)
+  reg._task = spawn(dispatch, watcher, handler, canon)
+  reg._task.name = "signal " .. canon
+  return reg
+end
+
+--- Stops handling the signal (handlers already started go on). In a task
+--- it also waits for the registration's task to end. Harmless when
+--- repeated.
+function Registration:close()
+  if self._closed then return end
+  self._closed = true
+  self._watcher:close()
+  local t = self._task
+  local me = current()
+  if me and me ~= t and not t:done() and coroutine.isyieldable() then
+    t:await()
+  end
+end
+
+Registration.__close = Registration.close
+
+-- aio.signal is this module: calling it is calling M.signal.
+setmetatable(M, { __call = function(_, ...) return M.signal(...) end })
+
+function Registration:__tostring()
+  return ("aio.signal (%s%s)"):format(self.name, self._closed and ", closed" or "")
+end
+
+return M

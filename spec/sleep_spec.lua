@@ -70,6 +70,29 @@ describe("aio.sleep", function()
     assert.is_true(dt < 0.5, "timer starved for " .. dt .. " s")
   end))
 
+  it("keeps sockets served while another task spins on sleep(0)", H.async(function()
+    local stop = false
+    local spins = 0
+    local spinner = aio.spawn(function()
+      while not stop do spins = spins + 1 aio.sleep(0) end
+    end)
+    local server <close> = aio.tcp.listen("127.0.0.1", 0, function(stream)
+      for line in function() return stream:read_line() end do stream:write(line, "\n") end
+    end)
+    local c <close> = aio.tcp.connect("127.0.0.1", server.port)
+    local t0 = aio.now()
+    for i = 1, 20 do
+      c:write("ping " .. i .. "\n")
+      assert.are.equal("ping " .. i, c:read_line())
+    end
+    local dt = aio.now() - t0
+    stop = true
+    spinner:await()
+    assert.is_true(spins > 20, "the spinner ran only " .. spins .. " times")
+    assert.is_true(dt < 2, "20 round trips took " .. dt .. " s")
+    c:close()
+  end))
+
   it("sleeps many tasks at once without a handle each", H.async(function()
     local core = require "aio.core"
     local done = 0

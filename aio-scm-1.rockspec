@@ -34,6 +34,9 @@ build = {
       sources = {
         "src/coro.c",
         "src/error.c",
+        "src/http_multi.c",
+        "src/http_request.c",
+        "src/http_response.c",
         "src/loop.c",
         "src/sched.c",
         "src/scope.c",
@@ -42,10 +45,11 @@ build = {
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "uv", "curl" },
-      incdirs = { "$(LIBUV_INCDIR)" },
+      incdirs = { "$(LIBUV_INCDIR)", "$(LIBCURL_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
+    ["aio.http"] = "lua/aio/http.lua",
   },
 }
 

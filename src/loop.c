@@ -396,6 +396,7 @@ int luaopen_aio_core (lua_State *L) {
   aio__open_coro(L);
   aio__open_timer(L);
   aio__open_error(L);
+  aio__open_http(L);
   lua_pushvalue(L, loopidx);                        /* run: loop, core */
   lua_pushvalue(L, core);
   lua_pushcclosure(L, l_run, 2);

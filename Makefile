@@ -60,6 +60,7 @@ sanitize:
 valgrind: all
 	$(LUA_ENV) AIO_VALGRIND=1 valgrind --error-exitcode=99 --quiet \
 	  --trace-children=yes --leak-check=no \
+	  --trace-children-skip='*/python3*,*/nginx,*/openssl,*/timeout,*/node' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 bench: all

@@ -45,7 +45,7 @@ build = {
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "uv", "curl" },
-      incdirs = { "$(LIBUV_INCDIR)", "$(LIBCURL_INCDIR)" },
+      incdirs = { "$(LIBUV_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",

@@ -287,6 +287,7 @@ HttpHost *aio__http_host (HttpMulti *m, const char *key) {
   memcpy(e->key, key, len + 1);
   e->hash = h;
   e->active = 0;
+  e->conns = 0;
   e->refs = 1;
   e->next = m->hosts[h & (m->nhcap - 1)];
   m->hosts[h & (m->nhcap - 1)] = e;

@@ -65,10 +65,11 @@ async def echo(request):
     return web.json_response({
         "method": request.method,
         "path": request.path,
-        "query_string": request.query_string,
+        "query_string": request.raw_path.partition("?")[2],
         "query": {k: request.query.getall(k) for k in request.query.keys()},
         "headers": [[k, v] for k, v in request.headers.items()],
         "body": body.decode("latin-1"),
+        "body_hex": body.hex(),
         "body_len": len(body),
         "host": request.host,
     })
@@ -199,6 +200,24 @@ async def peer(request):
     return web.json_response({"port": port})
 
 
+flaky = {}
+
+
+@routes.route("*", "/flaky/{key}")
+async def flaky_route(request):
+    """Answers `status` (503) to the first `fail` requests for `key`, then 200;
+    /flaky/{key}?count=1 tells how many requests `key` got."""
+    await request.read()
+    key = request.match_info["key"]
+    if "count" in request.query:
+        return web.json_response({"hits": flaky.get(key, 0)})
+    flaky[key] = flaky.get(key, 0) + 1
+    if flaky[key] <= int(request.query.get("fail", "1")):
+        return web.Response(status=int(request.query.get("status", "503")),
+                            text="try again")
+    return web.Response(text=f"ok after {flaky[key]}")
+
+
 @routes.get("/track/{tag}")
 async def track(request):
     tag = request.match_info["tag"]
@@ -267,7 +286,7 @@ async def raw_handler(reader, writer):
 
 # ---------------------------------------------------------------- main
 async def main():
-    app = web.Application()
+    app = web.Application(client_max_size=256 * 1024 * 1024)
     app.add_routes(routes)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

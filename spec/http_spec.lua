@@ -52,7 +52,9 @@ describe("aio.http", function()
       local r = aio.http.get(env.url("/multi-header"))
       assert.are.equal("one, two", r.headers["x-multi"])
       assert.are.equal("a=1, b=2", r.headers["set-cookie"])
-      assert.is_nil(r.headers["X-Multi"])
+      assert.are.equal("one, two", r.headers["X-Multi"])
+      assert.is_nil(rawget(r.headers, "X-Multi"))
+      assert.is_nil(r.headers["X-Missing"])
       local seen = {}
       for _, h in ipairs(r:header_list()) do
         if h[1]:lower() == "x-multi" or h.name:lower() == "set-cookie" then

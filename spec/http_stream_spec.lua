@@ -175,6 +175,15 @@ describe("aio.http streaming", function()
     assert.are.equal(0, s:stats().watched)
   end))
 
+  it("lets one task at a time wait on a streamed body", H.async(function()
+    local r <close> = aio.http.get(env.url("/trickle?n=3&delay=0.2"), { stream = true })
+    local first = aio.spawn(function() return r:read_all() end)
+    aio.sleep(0.05)
+    local err = H.raises("usage", r.read_all, r)
+    assert.matches("another task is already reading", err.message)
+    assert.are.equal(S.pattern(10):rep(3), first:await())
+  end))
+
   it("streams over HTTP/2", H.async(function()
     local r <close> = aio.http.get(env.nginxs("/64m.bin"), { stream = true, ca_file = env.cert,
       http_version = "2" })

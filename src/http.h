@@ -25,6 +25,7 @@
 
 #define HTTP_SPARE 64             /* reset easy handles kept per engine */
 #define HTTP_BATCH 256            /* transfers handed to curl per loop turn */
+#define HTTP_PACE_NS 1000000u     /* at most one batch per this many ns */
 #define HTTP_POOL_CAP 1024        /* transfers past this many at once use a
                                   ** connection that is not kept: curl 7.88
                                   ** scans its whole pool as each transfer
@@ -68,7 +69,7 @@ typedef struct HttpPoll {
 
 /*
 ** The engine of a session, in a userdata of metatable HTTP_ENGINE_MT with
-** one user value: the Response metatable. It stays usable in the run it
+** two user values: the Response metatable and its headers' metatable. It stays usable in the run it
 ** was made in (`generation`); the end of that run closes it.
 */
 typedef struct HttpMulti {

@@ -370,7 +370,9 @@ static void add_now (HttpRequest *r) {
 
 
 /* The pacing deadline: hands the next batch of deferred transfers to
-** curl (fired from the timer heap, after a poll). */
+** curl. It is a little in the future, not due at once: a due deadline is
+** served before I/O is polled, and the batches must let the sockets of
+** the previous ones send their requests in between. */
 static void on_pace (Loop *loop, TimerCb *tc) {
   HttpMulti *m = aio_container_of(tc, HttpMulti, pace);
   m->tick = loop->now;
@@ -382,7 +384,7 @@ static void on_pace (Loop *loop, TimerCb *tc) {
     add_now(r);
   }
   if (!link_empty(&m->deferred))
-    aio__timer_arm(loop, &m->pace.timer, aio__hrtime());
+    aio__timer_arm(loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
 }
 
 
@@ -403,7 +405,7 @@ static void start (HttpRequest *r) {
     r->deferred = 1;
     link_push(&m->deferred, &r->link);
     if (m->pace.timer.slot == 0)
-      aio__timer_arm(loop, &m->pace.timer, aio__hrtime());
+      aio__timer_arm(loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
   }
 }
 
@@ -539,9 +541,10 @@ static void engine_close (HttpMulti *m) {
 
 
 /*
-** core.http_engine(opts, response_mt) -> engine. opts: max_connections,
-** max_per_host (0: no limit), cookies (boolean). Needs a running loop: the
-** engine belongs to this run.
+** core.http_engine(opts, response_mt, headers_mt) -> engine. opts:
+** max_connections, max_per_host (0: no limit), cookies (boolean). The
+** metatables are given to the Responses and their headers tables. Needs a
+** running loop: the engine belongs to this run.
 */
 static int l_engine (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
@@ -550,6 +553,7 @@ static int l_engine (lua_State *L) {
   int cookies;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
   aio__check_running(L, loop, "aio.http");
   lua_getfield(L, 1, "max_connections");
   lua_getfield(L, 1, "max_per_host");
@@ -562,7 +566,7 @@ static int l_engine (lua_State *L) {
                 "max_connections must be a count (0: no limit)");
   luaL_argcheck(L, host >= 0 && host <= UINT32_MAX, 1,
                 "max_per_host must be a count (0: no limit)");
-  m = (HttpMulti *)lua_newuserdatauv(L, sizeof *m, 1);
+  m = (HttpMulti *)lua_newuserdatauv(L, sizeof *m, 2);
   memset(m, 0, sizeof *m);
   link_init(&m->waiting);
   link_init(&m->admitted);
@@ -578,6 +582,8 @@ static int l_engine (lua_State *L) {
   luaL_setmetatable(L, HTTP_ENGINE_MT);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, -2, 2);
   if (cookies) {
     m->share = curl_share_init();
     if (m->share == NULL ||

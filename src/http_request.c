@@ -555,6 +555,8 @@ static int read_step (lua_State *L, HttpRequest *r) {
     return 1;
   }
   t = aio__task_enter(L, r->m->loop, "response:chunks()");
+  if (r->task != NULL && r->task != t)
+    return aio__usage(L, "another task is already reading this response");
   unpause(r);
   if (r->off < r->len || r->state == HTTP_DONE) return read_step(L, r);
   set_waiter(L, r, 1, t);

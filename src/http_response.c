@@ -71,7 +71,8 @@ static void push_headers (lua_State *L, HttpRequest *r, int hdrs, int flat) {
 ** Pushes the Response of request `r` (userdata at `ridx`): status, ok,
 ** url (final), http_version, method, headers, _h (flat header list), and
 ** body (a string) or, streamed, _req (the request, to read the body from).
-** Its metatable is the engine's Response metatable.
+** Its metatable is the engine's Response metatable (engine user value 1);
+** `headers` gets the case-insensitive lookup one (user value 2).
 */
 void aio__http_push_response (lua_State *L, HttpRequest *r, int ridx) {
   long code = 0, ver = 0;
@@ -97,6 +98,10 @@ void aio__http_push_response (lua_State *L, HttpRequest *r, int ridx) {
   lua_createtable(L, 16, 0);                         /* resp hdrs flat */
   push_headers(L, r, resp + 1, resp + 2);
   lua_setfield(L, resp, "_h");
+  lua_getiuservalue(L, ridx, 1);                     /* resp hdrs engine */
+  lua_getiuservalue(L, -1, 2);                       /* resp hdrs engine hmt */
+  lua_setmetatable(L, -3);
+  lua_pop(L, 1);
   lua_setfield(L, resp, "headers");
   if (r->stream) {
     lua_pushvalue(L, ridx);

@@ -362,6 +362,17 @@ end
 
 Response.__close = Response.close
 
+-- Metatable of Response.headers: names are looked up case-insensitively
+-- (the keys are lower-case).
+local HeadersMT = {
+  __index = function(t, k)
+    if type(k) == "string" then
+      local lk = k:lower()
+      if lk ~= k then return rawget(t, lk) end
+    end
+  end,
+}
+
 function Response:__tostring()
   return fmt("aio.http.Response(%d %s)", self.status, self.url)
 end
@@ -507,7 +518,7 @@ local function engine(self)
     hooked = gen
   end
   eng = core.http_engine({ max_connections = self.max_connections,
-    max_per_host = self.max_per_host, cookies = self.cookies }, Response)
+    max_per_host = self.max_per_host, cookies = self.cookies }, Response, HeadersMT)
   live[eng] = true
   self._eng = eng
   return eng

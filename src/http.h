@@ -136,6 +136,7 @@ typedef struct HttpRequest {
   Task *task;                /* the task waiting on it, or NULL */
   HttpHost *host;            /* its admission host; NULL once released */
   struct curl_slist *headers;
+  CURLU *url;                /* the parsed URL curl reads */
   char *buf;                 /* body bytes received and not taken yet */
   size_t off, len, cap;      /* buf[off..len) is unread */
   curl_off_t received;       /* body bytes received in all */

@@ -31,8 +31,8 @@ static int failed (HttpRequest *r) {
 }
 
 
-/* Gives back what a finished request holds: its easy handle, header list
-** and body buffer. */
+/* Gives back what a finished request holds: its easy handle, header list,
+** parsed URL and body buffer. */
 static void release (HttpRequest *r) {
   if (r->easy != NULL) {
     aio__http_easy_put(r->m, r->easy);
@@ -41,6 +41,10 @@ static void release (HttpRequest *r) {
   if (r->headers != NULL) {
     curl_slist_free_all(r->headers);
     r->headers = NULL;
+  }
+  if (r->url != NULL) {
+    curl_url_cleanup(r->url);
+    r->url = NULL;
   }
   free(r->buf);
   r->buf = NULL;
@@ -83,7 +87,7 @@ static int buf_append (HttpRequest *r, const char *p, size_t n) {
 static size_t on_write (char *p, size_t size, size_t n, void *ud) {
   HttpRequest *r = (HttpRequest *)ud;
   size_t len = size * n;
-  r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__hrtime();
   if (r->max_body >= 0 && r->received + (curl_off_t)len > r->max_body) {
     if (r->fail == HTTP_F_NONE) r->fail = HTTP_F_BODY;
     return 0;
@@ -126,7 +130,7 @@ static int final_headers (HttpRequest *r) {
 static size_t on_header (char *p, size_t size, size_t n, void *ud) {
   HttpRequest *r = (HttpRequest *)ud;
   size_t len = size * n;
-  r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__hrtime();
   if (r->stream && !r->ready && (len == 0 || p[0] == '\r' || p[0] == '\n')
       && final_headers(r)) {
     r->ready = 1;
@@ -143,7 +147,7 @@ static size_t on_read (char *buf, size_t size, size_t n, void *ud) {
   if (room > left) room = left;
   memcpy(buf, r->body + r->body_off, room);
   r->body_off += room;
-  r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__hrtime();
   return room;
 }
 
@@ -165,9 +169,11 @@ static int on_prereq (void *ud, char *ip, char *lip, int port, int lport) {
   HttpRequest *r = (HttpRequest *)ud;
   (void)ip; (void)lip; (void)port; (void)lport;
   r->sent = 1;
-  r->last_ns = aio__hrtime();
-  if (r->read_ns > 0 && r->idle.timer.slot == 0)
-    aio__timer_arm(r->m->loop, &r->idle.timer, r->last_ns + r->read_ns);
+  if (r->read_ns > 0) {
+    r->last_ns = aio__hrtime();
+    if (r->idle.timer.slot == 0)
+      aio__timer_arm(r->m->loop, &r->idle.timer, r->last_ns + r->read_ns);
+  }
   return CURL_PREREQFUNC_OK;
 }
 
@@ -225,16 +231,18 @@ static const char *spec_str (lua_State *L, int t, const char *k) {
 
 
 /*
-** Pushes the admission key "scheme://host:port" of `url`. Raises `usage`
-** for a URL curl cannot parse or whose scheme is not http or https.
+** Parses `url` into r->url (curl then needs not parse it again) and pushes
+** its admission key "scheme://host:port". Raises `usage` for a URL curl
+** cannot parse or whose scheme is not http or https.
 */
-static void push_host_key (lua_State *L, const char *url) {
+static void parse_url (lua_State *L, HttpRequest *r, const char *url) {
   CURLU *u = curl_url();
   char *scheme = NULL, *host = NULL, *port = NULL;
   char buf[320];
   CURLUcode rc;
   int web;
   if (u == NULL) aio__error(L, "io", "out of memory");
+  r->url = u;                                 /* owned by r from here */
   rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
   if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
   if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
@@ -249,7 +257,6 @@ static void push_host_key (lua_State *L, const char *url) {
   curl_free(scheme);
   curl_free(host);
   curl_free(port);
-  curl_url_cleanup(u);
   if (rc != CURLUE_OK)
     aio__error(L, "usage", "invalid URL '%s': %s", url, curl_url_strerror(rc));
   if (!web)
@@ -327,14 +334,14 @@ static long to_ms (double secs) {
 ** read) and the header lines / body at `hidx` / `bidx`. Can raise (memory);
 ** whatever it allocated belongs to `r` by then.
 */
-static void configure (lua_State *L, HttpRequest *r, const char *url,
-                       const char *method, int hidx, int bidx, int sidx) {
+static void configure (lua_State *L, HttpRequest *r, const char *method,
+                       int hidx, int bidx, int sidx) {
   CURL *e = r->easy;
   HttpMulti *m = r->m;
   const char *s;
   double d;
   long version;
-  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_CURLU, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -493,10 +500,10 @@ static int l_request (lua_State *L) {
     lua_pushvalue(L, 5);
     lua_setiuservalue(L, RIDX, 2);
   }
-  push_host_key(L, url);                             /* ... r key */
+  parse_url(L, r, url);                              /* ... r key */
   r->easy = aio__http_easy_get(m);
   if (r->easy == NULL) aio__error(L, "io", "cannot create a curl handle");
-  configure(L, r, url, method, 4, 5, 6);
+  configure(L, r, method, 4, 5, 6);
   r->host = aio__http_host(m, lua_tostring(L, -1));
   if (r->host == NULL) aio__error(L, "io", "out of memory");
   lua_pop(L, 1);                                     /* ... r */
@@ -524,7 +531,7 @@ static int read_k (lua_State *L, int status, lua_KContext ctx);
 static void unpause (HttpRequest *r) {
   if (!r->paused) return;
   r->paused = 0;
-  r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__hrtime();
   if (r->state == HTTP_ACTIVE) curl_easy_pause(r->easy, CURLPAUSE_CONT);
 }
 

@@ -567,7 +567,7 @@ end
 -- The absolute URL for `url` (relative to base_url) with `query` added.
 -- Only http and https are allowed.
 local function resolve(self, url, query)
-  local scheme = url:match("^(%a[%w+.-]*):")
+  local scheme = url:find("^https?://") and "http" or url:match("^(%a[%w+.-]*):")
   if scheme then
     scheme = scheme:lower()
     if scheme ~= "http" and scheme ~= "https" then
@@ -606,13 +606,24 @@ local function send(eng, method, url, lines, body, spec, retries)
   end
 end
 
+-- Valid methods seen so far -> their upper-case form (a few dozen at most).
+local METHODS, nmethods = {}, 0
+
 -- The body of every request function: `n` is the position of the method
 -- argument in the caller's call (0 for the verb shortcuts).
 local function request(self, fname, n, method, url, opts)
-  if type(method) ~= "string" or not method:match(TOKEN) then
-    argerror(n, fname, "method must be an HTTP token like \"GET\"")
+  local m = METHODS[method]
+  if m == nil then
+    if type(method) ~= "string" or not method:match(TOKEN) then
+      argerror(n, fname, "method must be an HTTP token like \"GET\"")
+    end
+    m = method:upper()
+    if nmethods < 64 then
+      METHODS[method] = m
+      nmethods = nmethods + 1
+    end
   end
-  method = method:upper()
+  method = m
   if type(url) ~= "string" then
     argerror(n + 1, fname, "string expected, got " .. type(url))
   end

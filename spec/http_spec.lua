@@ -214,6 +214,15 @@ describe("aio.http", function()
       assert.is_nil(echo(r2).h["authorization"])
     end))
 
+    it("drops credentials on a redirect to another port", H.async(function()
+      local to = env.url("/redirect-to?url=" .. env.url2("/echo"))
+      local j = echo(aio.http.get(to, { auth = { "user", "secret" },
+        headers = { Cookie = "session=1" } }))
+      assert.are.equal(env.app2 and ("127.0.0.1:" .. env.app2), j.host)
+      assert.is_nil(j.h["authorization"])
+      assert.is_nil(j.h["cookie"])
+    end))
+
     it("keeps Authorization on a same-origin redirect", H.async(function()
       local j = echo(aio.http.get(env.url("/redirect-to?url=/echo"), { auth = { "user", "secret" } }))
       assert.are.equal("Basic dXNlcjpzZWNyZXQ=", j.h["authorization"])

@@ -679,9 +679,20 @@ function Session:request(method, url, opts)
   return request(self, "request", 1, method, url, opts)
 end
 
+local current, find = core.current, string.find
+
+-- The verb methods. A plain call (no options, an absolute http(s) URL, no
+-- retries) goes straight to the engine: a shallow call keeps the task's
+-- stack small, which matters with thousands of requests in flight.
 for _, verb in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
   local method = verb:upper()
+  local nobody = WITH_BODY[method]
   Session[verb] = function(self, url, opts)
+    if opts == nil and not self._retries and not self._closed and type(url) == "string"
+       and find(url, "^https?://") and current() then
+      return (self._eng or engine(self)):request(method, url,
+        nobody and self._lines_nobody or self._lines, nil, self._spec)
+    end
     return request(self, verb, 0, method, url, opts)
   end
 end
@@ -737,9 +748,11 @@ function http.request(method, url, opts)
 end
 
 for _, verb in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
-  local method = verb:upper()
+  local call = Session[verb]
   http[verb] = function(url, opts)
-    return request(http.session(), verb, 0, method, url, opts)
+    local s = default
+    if s == nil or s._closed then s = http.session() end
+    return call(s, url, opts)
   end
 end
 

@@ -247,6 +247,7 @@ describe("aio.http.Session", function()
       assert.are.equal(100, st.active)
       assert.are.equal(100, st.waiting)
       assert.are.equal(100, st.watched)
+      assert.are.equal(100, st.easy)    -- waiting requests hold no curl handle
       assert.is_true(H.fd_count() >= before + 100)
       for i = 1, 200 do tasks[i]:cancel() end
       for i = 1, 200 do
@@ -258,6 +259,7 @@ describe("aio.http.Session", function()
       assert.are.equal(0, st.watched)
       assert.are.equal(0, st.polls)
       assert.are.equal(0, st.hosts)
+      assert.are.equal(64, st.easy)     -- kept for reuse, the rest freed
       assert.are.equal(handles, core.stats().handles)
       assert.is_true(H.fd_count() <= before + 2, "fds " .. H.fd_count() .. " vs " .. before)
       s:close()

@@ -121,10 +121,21 @@ typedef enum HttpFail {
 } HttpFail;
 
 
+/* Options of a request, read from its spec table (whose strings the
+** request keeps alive) and given to curl when the request is admitted. */
+typedef struct HttpOpts {
+  const char *ca_file, *user, *password, *proxy;   /* or NULL */
+  long max_redirects;
+  long version;              /* CURL_HTTP_VERSION_* */
+  uint8_t follow, verify, decompress;
+} HttpOpts;
+
+
 /*
 ** One request, in a userdata of metatable HTTP_REQUEST_MT with user
 ** values: 1 the engine userdata, 2 the request body (a string, kept while
-** curl reads it), 3 the URL, 4 the method, 5 the task waiting on it. Its
+** curl reads it), 3 the URL, 4 the method, 5 the task waiting on it, 6 the
+** spec table. Its
 ** raw pointer is in the engine's lists and in curl (CURLOPT_PRIVATE) only
 ** while it is QUEUED or ACTIVE; its __gc ends the transfer, so a streamed
 ** response dropped without close() gives its connection back.
@@ -132,7 +143,9 @@ typedef enum HttpFail {
 typedef struct HttpRequest {
   Link link;                 /* in m->waiting or m->admitted */
   HttpMulti *m;              /* its engine */
-  CURL *easy;                /* NULL once given back */
+  CURL *easy;                /* set up at admission; NULL once given back */
+  const char *method;        /* user value 4 */
+  HttpOpts opt;
   Task *task;                /* the task waiting on it, or NULL */
   HttpHost *host;            /* its admission host; NULL once released */
   struct curl_slist *headers;
@@ -176,6 +189,7 @@ void aio__http_check_open (lua_State *L, HttpMulti *m, int urlidx,
                            int methidx);
 
 /* http_request.c */
+int aio__http_setup (HttpRequest *r);
 void aio__http_open_request (lua_State *L, int loopidx);
 
 /* http_response.c */

@@ -388,11 +388,17 @@ static void on_pace (Loop *loop, TimerCb *tc) {
 }
 
 
-/* Admits a request: counts it against the limits and hands it to curl,
-** now or (past HTTP_BATCH this loop turn) on the next turn. */
+/* Admits a request: sets its easy handle up, counts it against the limits
+** and hands it to curl, now or (past HTTP_BATCH this loop turn) on the next
+** turn. */
 static void start (HttpRequest *r) {
   HttpMulti *m = r->m;
   Loop *loop = m->loop;
+  if (!aio__http_setup(r)) {
+    r->state = HTTP_NEW;      /* in no list */
+    finish(r, HTTP_F_NOMEM);
+    return;
+  }
   r->state = HTTP_ACTIVE;
   m->active++;
   r->host->active++;

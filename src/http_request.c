@@ -267,7 +267,7 @@ static void parse_url (lua_State *L, HttpRequest *r, const char *url) {
 
 
 /* The header list from the array of lines at `idx` (nil: none). */
-static void set_headers (lua_State *L, HttpRequest *r, int idx) {
+static void read_headers (lua_State *L, HttpRequest *r, int idx) {
   lua_Integer i, n;
   if (lua_type(L, idx) != LUA_TTABLE) return;
   n = (lua_Integer)lua_rawlen(L, idx);
@@ -281,34 +281,68 @@ static void set_headers (lua_State *L, HttpRequest *r, int idx) {
     if (l == NULL) aio__error(L, "io", "out of memory");
     r->headers = l;
   }
-  if (r->headers != NULL)
-    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 }
 
 
-/* The method, and the body (a string at `bidx`, or none) read by our read
-** callback so that curl can rewind it. POST and PUT are curl's own (so a
-** 303 turns them into a GET); other methods are custom request strings. */
-static void set_method (lua_State *L, HttpRequest *r, const char *method,
-                        int bidx) {
+/*
+** Reads the spec table at `sidx` (fields made by lua/aio/http.lua:
+** follow, max_redirects, verify, ca_file, user, password, proxy, version,
+** decompress, stream, max_body, total, connect, read) into r->opt, and the
+** header lines at `hidx`. The spec is kept as user value 6, so its strings
+** live as long as the request. Can raise (memory); what it allocated
+** belongs to `r` by then.
+*/
+static void read_spec (lua_State *L, HttpRequest *r, int hidx, int sidx) {
+  HttpOpts *o = &r->opt;
+  double d;
+  lua_pushvalue(L, sidx);
+  lua_setiuservalue(L, RIDX, 6);
+  o->follow = (uint8_t)spec_bool(L, sidx, "follow", 1);
+  o->max_redirects = (long)spec_num(L, sidx, "max_redirects", 10);
+  o->verify = (uint8_t)spec_bool(L, sidx, "verify", 1);
+  o->ca_file = spec_str(L, sidx, "ca_file");
+  o->user = spec_str(L, sidx, "user");
+  o->password = spec_str(L, sidx, "password");
+  o->proxy = spec_str(L, sidx, "proxy");
+  o->version = (long)spec_num(L, sidx, "version", CURL_HTTP_VERSION_1_1);
+  o->decompress = (uint8_t)spec_bool(L, sidx, "decompress", 1);
+  r->stream = (uint8_t)spec_bool(L, sidx, "stream", 0);
+  r->follow = o->follow;
+  r->fresh_ok = (o->proxy == NULL || *o->proxy == '\0') &&
+                o->version < CURL_HTTP_VERSION_2_0;
+  d = spec_num(L, sidx, "max_body", -1);
+  if (d >= 0) r->max_body = d > 9.2e18 ? (curl_off_t)9.2e18 : (curl_off_t)d;
+  r->secs[0] = spec_num(L, sidx, "total", -1);
+  r->secs[1] = spec_num(L, sidx, "connect", -1);
+  r->secs[2] = spec_num(L, sidx, "read", -1);
+  if (r->secs[2] >= 0) {
+    r->read_ns = (uint64_t)(r->secs[2] * AIO_NS);
+    if (r->read_ns == 0) r->read_ns = 1;
+  }
+  read_headers(L, r, hidx);
+}
+
+
+/* The method and the body (read by our read callback so that curl can
+** rewind it). POST and PUT are curl's own (so a 303 turns them into a
+** GET); other methods are custom request strings. */
+static void set_method (HttpRequest *r) {
   CURL *e = r->easy;
-  int has_body = lua_type(L, bidx) == LUA_TSTRING;
+  const char *method = r->method;
   int post = strcmp(method, "POST") == 0, put = strcmp(method, "PUT") == 0;
-  if (has_body || post || put || strcmp(method, "PATCH") == 0) {
-    size_t len = 0;
-    if (has_body) r->body = lua_tolstring(L, bidx, &len);
-    r->body_len = len;
+  if (r->body != NULL || post || put || strcmp(method, "PATCH") == 0) {
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, r);
     curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
     if (put) {
       curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+      curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
       return;
     }
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)r->body_len);
     if (!post) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
   else if (strcmp(method, "HEAD") == 0)
@@ -328,19 +362,16 @@ static long to_ms (double secs) {
 
 
 /*
-** Sets the easy handle of `r` up from the spec table at `sidx` (fields
-** made by lua/aio/http.lua: follow, max_redirects, verify, ca_file, user,
-** password, proxy, version, decompress, stream, max_body, total, connect,
-** read) and the header lines / body at `hidx` / `bidx`. Can raise (memory);
-** whatever it allocated belongs to `r` by then.
+** Gives request `r` an easy handle set up from what read_spec stored: done
+** at admission, so that waiting requests hold no curl handle. Never runs
+** Lua; returns 0 when out of memory.
 */
-static void configure (lua_State *L, HttpRequest *r, const char *method,
-                       int hidx, int bidx, int sidx) {
-  CURL *e = r->easy;
+int aio__http_setup (HttpRequest *r) {
   HttpMulti *m = r->m;
-  const char *s;
-  double d;
-  long version;
+  HttpOpts *o = &r->opt;
+  CURL *e;
+  if (r->easy == NULL && (r->easy = aio__http_easy_get(m)) == NULL) return 0;
+  e = r->easy;
   curl_easy_setopt(e, CURLOPT_CURLU, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -355,60 +386,44 @@ static void configure (lua_State *L, HttpRequest *r, const char *method,
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-  r->follow = (uint8_t)spec_bool(L, sidx, "follow", 1);
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, (long)r->follow);
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS,
-                   (long)spec_num(L, sidx, "max_redirects", 10));
-  if (!spec_bool(L, sidx, "verify", 1)) {
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, (long)o->follow);
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, o->max_redirects);
+  if (!o->verify) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if ((s = spec_str(L, sidx, "ca_file")) != NULL)
-    curl_easy_setopt(e, CURLOPT_CAINFO, s);
-  if ((s = spec_str(L, sidx, "user")) != NULL) {
+  if (o->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+  if (o->user != NULL) {
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(e, CURLOPT_USERNAME, s);
-    curl_easy_setopt(e, CURLOPT_PASSWORD, spec_str(L, sidx, "password"));
+    curl_easy_setopt(e, CURLOPT_USERNAME, o->user);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, o->password);
   }
-  s = spec_str(L, sidx, "proxy");   /* "" also ignores *_proxy variables */
-  curl_easy_setopt(e, CURLOPT_PROXY, s != NULL ? s : "");
-  version = (long)spec_num(L, sidx, "version", CURL_HTTP_VERSION_1_1);
-  r->fresh_ok = (s == NULL || *s == '\0') && version < CURL_HTTP_VERSION_2_0;
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
-  if (version >= CURL_HTTP_VERSION_2_0)   /* multiplex, not a new conn */
+  /* "" also ignores the *_proxy environment variables */
+  curl_easy_setopt(e, CURLOPT_PROXY, o->proxy != NULL ? o->proxy : "");
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, o->version);
+  if (o->version >= CURL_HTTP_VERSION_2_0)   /* multiplex, not a new conn */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-  if (spec_bool(L, sidx, "decompress", 1))
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  r->stream = (uint8_t)spec_bool(L, sidx, "stream", 0);
+  if (o->decompress) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (r->stream)    /* likely a big body: fewer reads (curl's default 16K) */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
-  d = spec_num(L, sidx, "max_body", -1);
-  if (d >= 0) {
-    r->max_body = d > 9.2e18 ? (curl_off_t)9.2e18 : (curl_off_t)d;
+  if (r->max_body >= 0)
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, r->max_body);
-  }
-  r->secs[0] = spec_num(L, sidx, "total", -1);
-  r->secs[1] = spec_num(L, sidx, "connect", -1);
-  r->secs[2] = spec_num(L, sidx, "read", -1);
   if (r->secs[1] >= 0)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(r->secs[1]));
-  if (r->secs[2] >= 0) {
-    r->read_ns = (uint64_t)(r->secs[2] * AIO_NS);
-    if (r->read_ns == 0) r->read_ns = 1;
-  }
   if (m->share != NULL) {
     curl_easy_setopt(e, CURLOPT_SHARE, m->share);
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
   }
-  set_headers(L, r, hidx);
-  set_method(L, r, method, bidx);
+  if (r->headers != NULL) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  set_method(r);
+  return 1;
 }
 
 
 /* A new request userdata of engine `m` (stack index 1), born finished:
 ** its __gc is harmless until it is set up. */
 static HttpRequest *new_request (lua_State *L, HttpMulti *m) {
-  HttpRequest *r = (HttpRequest *)lua_newuserdatauv(L, sizeof *r, 5);
+  HttpRequest *r = (HttpRequest *)lua_newuserdatauv(L, sizeof *r, 6);
   memset(r, 0, sizeof *r);
   link_init(&r->link);
   r->m = m;
@@ -475,7 +490,7 @@ static int request_k (lua_State *L, int status, lua_KContext ctx) {
 /*
 ** engine:request(method, url, headers, body, spec) (suspends) -> Response.
 ** headers: array of "Name: value" lines or nil; body: string or nil;
-** spec: the normalized options (see configure). Raises `usage` for a bad
+** spec: the normalized options (see read_spec). Raises `usage` for a bad
 ** URL, `closed` if the engine is closed, and the transfer's failure.
 */
 static int l_request (lua_State *L) {
@@ -496,14 +511,14 @@ static int l_request (lua_State *L) {
   lua_setiuservalue(L, RIDX, 3);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, RIDX, 4);
+  r->method = method;
   if (lua_type(L, 5) == LUA_TSTRING) {
     lua_pushvalue(L, 5);
     lua_setiuservalue(L, RIDX, 2);
+    r->body = lua_tolstring(L, 5, &r->body_len);
   }
   parse_url(L, r, url);                              /* ... r key */
-  r->easy = aio__http_easy_get(m);
-  if (r->easy == NULL) aio__error(L, "io", "cannot create a curl handle");
-  configure(L, r, method, 4, 5, 6);
+  read_spec(L, r, 4, 6);
   r->host = aio__http_host(m, lua_tostring(L, -1));
   if (r->host == NULL) aio__error(L, "io", "out of memory");
   lua_pop(L, 1);                                     /* ... r */

@@ -170,7 +170,7 @@ local function check_retries(v, n, fname)
     max_delay = duration(v.max_delay, "retries.max_delay", n, fname) or 30 }
 end
 
-local function check_url(v, name, n, fname)
+local function check_string(v, name, n, fname)
   if type(v) ~= "string" then
     argerror(n, fname, fmt("option '%s' must be a string, got %s", name, type(v)))
   end
@@ -228,7 +228,8 @@ end
 
 local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$"
 
--- {Name = value | {values}} -> array of {lname=, line=} sorted by name.
+-- {Name = value | {values} | false} -> array of {lname=, line=} sorted by
+-- name (false: no line; it only hides a session header of that name).
 -- Names must be tokens; values must not hold CR, LF or NUL (`usage`).
 local function header_entries(h)
   local list = {}
@@ -238,6 +239,10 @@ local function header_entries(h)
         .. "separators are not allowed", tostring(name)))
     end
     local values = type(value) == "table" and value or { value }
+    if value == false then
+      values = {}
+      list[#list + 1] = { lname = name:lower() }
+    end
     for _, v in ipairs(values) do
       if type(v) == "number" then v = scalar(v, "header")
       elseif type(v) ~= "string" then
@@ -423,12 +428,17 @@ local function fill_spec(spec, o, n, fname)
     spec.max_redirects = count(o.max_redirects, "max_redirects", 10, n, fname)
   end
   if o.verify ~= nil then spec.verify = not not o.verify end
-  if o.ca_file ~= nil then spec.ca_file = check_url(o.ca_file, "ca_file", n, fname) end
-  if o.proxy ~= nil then spec.proxy = check_url(o.proxy, "proxy", n, fname) end
+  -- false turns a session's ca_file, proxy, max_body or auth off
+  if o.ca_file ~= nil then
+    spec.ca_file = o.ca_file ~= false and check_string(o.ca_file, "ca_file", n, fname)
+  end
+  if o.proxy ~= nil then
+    spec.proxy = o.proxy ~= false and check_string(o.proxy, "proxy", n, fname)
+  end
   if o.stream ~= nil then spec.stream = not not o.stream end
   if o.decompress ~= nil then spec.decompress = not not o.decompress end
   if o.max_body ~= nil then
-    spec.max_body = count(o.max_body, "max_body", nil, n, fname)
+    spec.max_body = o.max_body ~= false and count(o.max_body, "max_body", nil, n, fname)
   end
   if o.http_version ~= nil then
     local v = o.http_version
@@ -436,11 +446,13 @@ local function fill_spec(spec, o, n, fname)
     local c = core.http_versions[v]
     if not c then
       argerror(n, fname, fmt("option 'http_version' must be \"1.0\", \"1.1\", "
-        .. "\"2\" or \"2-prior-knowledge\", got %s", tostring(o.http_version)), 1)
+        .. "\"2\" or \"2-prior-knowledge\", got %s", tostring(o.http_version)))
     end
     spec.version = c
   end
-  if o.auth ~= nil then
+  if o.auth == false then
+    spec.user, spec.password = false, false
+  elseif o.auth ~= nil then
     local a = o.auth
     local user, password
     if type(a) == "table" then
@@ -472,7 +484,7 @@ function http.Session(opts)
   check_keys(opts, SESSION_OPTS, 1, fname)
   local self = setmetatable({}, Session)
   if opts.base_url ~= nil then
-    local b = check_url(opts.base_url, "base_url", 1, fname)
+    local b = check_string(opts.base_url, "base_url", 1, fname)
     local scheme = b:match("^(%a[%w+.-]*)://")
     if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
       usage(fmt("base_url must be an absolute http or https URL, got '%s'", b))
@@ -492,7 +504,10 @@ function http.Session(opts)
   self._spec_mt = { __index = spec }
   local headers = check_type(opts.headers, "table", "headers", 1, fname) or {}
   local ua = check_type(opts.user_agent, "string", "user_agent", 1, fname)
-  local entries = header_entries(headers)
+  local entries = {}
+  for _, e in ipairs(header_entries(headers)) do
+    if e.line then entries[#entries + 1] = e end
+  end
   local has_ua = false
   for _, e in ipairs(entries) do has_ua = has_ua or e.lname == "user-agent" end
   if not has_ua then
@@ -538,7 +553,9 @@ local function prepare(self, method, o, n, fname)
     if not present[e.lname] then lines[#lines + 1] = e.line end
   end
   if req then
-    for _, e in ipairs(req) do lines[#lines + 1] = e.line end
+    for _, e in ipairs(req) do
+      if e.line then lines[#lines + 1] = e.line end
+    end
   end
   local body, ctype
   local given = (o.body ~= nil and 1 or 0) + (o.json ~= nil and 1 or 0)

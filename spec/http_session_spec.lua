@@ -270,6 +270,26 @@ describe("aio.http.Session", function()
       assert.are.equal(0, s:stats().easy)
     end))
 
+    it("aborts requests that are still connecting and forgets their sockets", H.async(function()
+      local before = H.fd_count()
+      local s = aio.http.Session()
+      local url = ("http://127.0.0.1:%d/"):format(env.blackhole)
+      local tasks = {}
+      for i = 1, 20 do tasks[i] = aio.spawn(function() return s:get(url) end) end
+      for _ = 1, 100 do
+        if s:stats().watched == 20 then break end
+        aio.sleep(0.01)
+      end
+      assert.are.equal(20, s:stats().watched)
+      for i = 1, 20 do tasks[i]:cancel() end
+      for i = 1, 20 do H.raises("cancelled", tasks[i].await, tasks[i]) end
+      local st = s:stats()
+      assert.are.equal(0, st.polls)
+      assert.are.equal(0, st.active)
+      s:close()
+      assert.are.equal(before, H.fd_count())
+    end))
+
     it("aborts a request when aio.timeout expires around it", H.async(function()
       local s <close> = aio.http.Session()
       local err = H.raises("timeout", aio.timeout, 0.1, s.get, s, env.url("/delay/5"))

@@ -46,24 +46,34 @@ typedef struct HttpHost {
 
 
 /*
-** A uv_poll for one socket of curl's. Sockets curl opens through our
-** open-socket callback (connections) are "owned": their poll lives until
-** our close-socket callback, and when curl stops watching one (an idle
-** pooled connection) the poll is only muted: unreferenced and left as it
-** is, and stopped at its next event, so a connection reused at once costs
-** no epoll changes. Other sockets curl asks us to watch (the resolver's
-** socketpair) get a poll that is closed as soon as curl stops watching
-** them, while the descriptor is still theirs.
+** A uv_poll for one socket of curl's. A poll may only be closed while its
+** descriptor is still the socket it was made for: libuv removes the
+** descriptor from epoll when the handle stops.
+**
+** Sockets curl opens through our open-socket callback (connections) are
+** "owned". When curl stops watching one that carried a request (an idle
+** pooled connection), its poll is only muted: unreferenced and left as it
+** is, stopped at its next event, so a connection reused at once costs no
+** epoll changes. It lives until our close-socket callback; because curl
+** 7.88 closes some sockets without that callback, every muted poll is
+** checked right after the curl call that muted it (its socket's inode):
+** a poll whose socket is gone is closed before anything else can reuse
+** the descriptor. Sockets that never carried a request (still connecting)
+** and those we did not open (the resolver's socketpair) have their poll
+** closed as soon as curl stops watching them, while they are still open.
 */
 typedef struct HttpPoll {
   AioHandle ah;              /* first: poll.data points here */
   uv_poll_t poll;
   struct HttpMulti *m;
   struct HttpHost *host;     /* the host of its connection (owned only) */
+  unsigned long ino;         /* inode of its socket (owned only) */
   curl_socket_t fd;
   int events;                /* UV_READABLE|UV_WRITABLE polled; 0: stopped */
   int want;                  /* what curl wants watched; 0: muted */
-  int owned;                 /* opened by our open-socket callback */
+  uint8_t owned;             /* opened by our open-socket callback */
+  uint8_t used;              /* curl has watched it for reading */
+  uint8_t checking;          /* in the engine's `check` list */
 } HttpPoll;
 
 
@@ -98,6 +108,8 @@ typedef struct HttpMulti {
   uint32_t nadds;            /* transfers added to curl this turn */
   HttpHost **hosts;
   HttpPoll **polls;          /* by descriptor */
+  curl_socket_t *check;      /* sockets muted by the current curl call */
+  uint32_t ncheck, checkcap;
   CURL *spare[HTTP_SPARE];   /* reset easy handles for reuse */
 } HttpMulti;
 
@@ -184,6 +196,7 @@ void aio__http_end (HttpRequest *r, int fail);
 CURL *aio__http_easy_get (HttpMulti *m);
 void aio__http_easy_put (HttpMulti *m, CURL *easy);
 void aio__http_socket_opts (HttpRequest *r);
+void aio__http_checked (HttpMulti *m);
 HttpMulti *aio__http_checkengine (lua_State *L, int idx);
 void aio__http_check_open (lua_State *L, HttpMulti *m, int urlidx,
                            int methidx);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -61,6 +62,7 @@ static HttpPoll *poll_of (HttpMulti *m, curl_socket_t fd) {
 */
 static void poll_want (HttpPoll *p, int want) {
   Loop *loop = p->m->loop;
+  if (want & UV_READABLE) p->used = 1;
   if (want == p->want) return;
   if (p->want == 0) aio__handle_opened(loop);
   else if (want == 0) aio__handle_closed(loop);
@@ -109,7 +111,11 @@ static HttpPoll *poll_new (HttpMulti *m, curl_socket_t fd, HttpHost *host,
   p->poll.data = &p->ah;
   p->m = m;
   p->fd = fd;
-  p->owned = owned;
+  p->owned = (uint8_t)owned;
+  if (owned) {
+    struct stat st;
+    p->ino = fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+  }
   if (host != NULL) {
     p->host = host;
     host->refs++;
@@ -158,6 +164,47 @@ void aio__http_socket_opts (HttpRequest *r) {
 }
 
 
+/* Mutes a poll curl stopped watching, to be checked once curl returns; a
+** poll that cannot be tracked is closed now (its socket is still open). */
+static void poll_mute (HttpMulti *m, HttpPoll *p) {
+  if (!p->checking) {
+    if (m->ncheck == m->checkcap) {
+      uint32_t cap = m->checkcap ? m->checkcap * 2 : 16;
+      curl_socket_t *c = (curl_socket_t *)realloc(m->check, cap * sizeof *c);
+      if (c == NULL) {
+        poll_close(p);
+        return;
+      }
+      m->check = c;
+      m->checkcap = cap;
+    }
+    m->check[m->ncheck++] = p->fd;
+    p->checking = 1;
+  }
+  poll_want(p, 0);
+}
+
+
+/*
+** After a curl call: closes the polls it muted whose socket curl closed
+** without our close-socket callback (the descriptor is closed, or is now
+** another socket). Runs before anything can open a socket in this thread.
+*/
+void aio__http_checked (HttpMulti *m) {
+  uint32_t i, n = m->ncheck;
+  m->ncheck = 0;
+  for (i = 0; i < n; i++) {
+    HttpPoll *p = poll_of(m, m->check[i]);
+    struct stat st;
+    if (p == NULL || !p->checking) continue;  /* closed or replaced */
+    p->checking = 0;
+    if (p->want == 0 &&
+        (fstat(p->fd, &st) != 0 || (unsigned long)st.st_ino != p->ino))
+      poll_close(p);
+  }
+}
+
+
 /* CURLMOPT_SOCKETFUNCTION: what curl wants watched on socket `s`. */
 static int on_socket (CURL *easy, curl_socket_t s, int what, void *ud,
                       void *sockp) {
@@ -166,7 +213,7 @@ static int on_socket (CURL *easy, curl_socket_t s, int what, void *ud,
   (void)easy; (void)sockp;
   if (what == CURL_POLL_REMOVE) {
     if (p != NULL) {
-      if (p->owned) poll_want(p, 0);
+      if (p->owned && p->used) poll_mute(m, p);
       else poll_close(p);
     }
     return 0;
@@ -213,6 +260,7 @@ static void on_poll (uv_poll_t *h, int status, int events) {
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   }
   curl_multi_socket_action(m->cm, p->fd, flags, &running);
+  aio__http_checked(m);
   drain(m);   /* p may be closing now: not used past this point */
 }
 
@@ -224,6 +272,7 @@ static void on_deadline (Loop *loop, TimerCb *tc) {
   (void)loop;
   if (m->cm == NULL) return;
   curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, &running);
+  aio__http_checked(m);
   drain(m);
 }
 
@@ -328,8 +377,10 @@ static int finish (HttpRequest *r, int fail) {
   }
   else if (r->state == HTTP_ACTIVE) {
     link_remove(&r->link);
-    if (!r->deferred && m->cm != NULL)
+    if (!r->deferred && m->cm != NULL) {
       curl_multi_remove_handle(m->cm, r->easy);
+      aio__http_checked(m);
+    }
     r->deferred = 0;
     m->active--;
     r->host->active--;
@@ -535,6 +586,7 @@ static void engine_close (HttpMulti *m) {
   }
   curl_multi_cleanup(m->cm);     /* closes the pooled connections */
   m->cm = NULL;
+  aio__http_checked(m);
   aio__timer_cancel(m->loop, &m->timer.timer);
   aio__timer_cancel(m->loop, &m->pace.timer);
   for (i = 0; i < m->npcap; i++)
@@ -542,6 +594,9 @@ static void engine_close (HttpMulti *m) {
   free(m->polls);
   m->polls = NULL;
   m->npcap = 0;
+  free(m->check);
+  m->check = NULL;
+  m->ncheck = m->checkcap = 0;
   share_release(m);
 }
 
@@ -631,7 +686,7 @@ static int engine_stats (lua_State *L) {
   HttpMulti *m = aio__http_checkengine(L, 1);
   uint32_t i, watched = 0;
   for (i = 0; i < m->npcap; i++)
-    if (m->polls[i] != NULL && m->polls[i]->events != 0) watched++;
+    if (m->polls[i] != NULL && m->polls[i]->want != 0) watched++;
   lua_createtable(L, 0, 7);
   lua_pushinteger(L, m->active); lua_setfield(L, -2, "active");
   lua_pushinteger(L, m->nwaiting); lua_setfield(L, -2, "waiting");

@@ -547,7 +547,10 @@ static void unpause (HttpRequest *r) {
   if (!r->paused) return;
   r->paused = 0;
   if (r->read_ns > 0) r->last_ns = aio__hrtime();
-  if (r->state == HTTP_ACTIVE) curl_easy_pause(r->easy, CURLPAUSE_CONT);
+  if (r->state == HTTP_ACTIVE) {
+    curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    aio__http_checked(r->m);
+  }
 }
 
 

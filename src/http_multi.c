@@ -523,21 +523,31 @@ CURL *aio__http_easy_get (HttpMulti *m) {
   CURL *e;
   if (m->nspare > 0) return m->spare[--m->nspare];
   e = curl_easy_init();
-  if (e != NULL) m->neasy++;
+  if (e == NULL) return NULL;
+  m->neasy++;
   return e;
 }
 
 
-/* Gives back an easy handle that is not in curl's multi handle. */
+static void easy_free (HttpMulti *m, CURL *easy) {
+  curl_easy_setopt(easy, CURLOPT_SHARE, NULL);
+  curl_easy_cleanup(easy);
+  m->neasy--;
+}
+
+
+/* Gives back an easy handle that is not in curl's multi handle. Its
+** cookie file list (the "" that turns the cookie engine on) is freed
+** first: curl_easy_reset would lose it. */
 void aio__http_easy_put (HttpMulti *m, CURL *easy) {
   curl_easy_setopt(easy, CURLOPT_SHARE, NULL);
+  curl_easy_setopt(easy, CURLOPT_COOKIEFILE, NULL);
   if (m->cm != NULL && m->nspare < HTTP_SPARE) {
     curl_easy_reset(easy);
     m->spare[m->nspare++] = easy;
     return;
   }
-  curl_easy_cleanup(easy);
-  m->neasy--;
+  easy_free(m, easy);
   share_release(m);
 }
 
@@ -580,10 +590,7 @@ static void engine_close (HttpMulti *m) {
   while (!link_empty(&m->admitted))
     finish(aio_container_of(m->admitted.next, HttpRequest, link),
            HTTP_F_CLOSED);
-  while (m->nspare > 0) {
-    curl_easy_cleanup(m->spare[--m->nspare]);
-    m->neasy--;
-  }
+  while (m->nspare > 0) easy_free(m, m->spare[--m->nspare]);
   curl_multi_cleanup(m->cm);     /* closes the pooled connections */
   m->cm = NULL;
   aio__http_checked(m);

@@ -410,7 +410,7 @@ int aio__http_setup (HttpRequest *r) {
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, r->max_body);
   if (r->secs[1] >= 0)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(r->secs[1]));
-  if (m->share != NULL) {
+  if (m->share != NULL) {   /* the jar, and "no file" turns the engine on */
     curl_easy_setopt(e, CURLOPT_SHARE, m->share);
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
   }

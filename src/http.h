@@ -79,8 +79,9 @@ typedef struct HttpPoll {
 
 /*
 ** The engine of a session, in a userdata of metatable HTTP_ENGINE_MT with
-** two user values: the Response metatable and its headers' metatable. It stays usable in the run it
-** was made in (`generation`); the end of that run closes it.
+** two user values: the Response metatable and its headers' metatable. It
+** stays usable in the run it was made in (`generation`); the end of that
+** run closes it.
 */
 typedef struct HttpMulti {
   CURLM *cm;                 /* NULL once closed */

@@ -81,6 +81,15 @@ describe("aio.http.Session", function()
       assert.are_not.equal(port, other:get(env.url("/peer")):json().port)
     end))
 
+    it("keeps one kept-alive connection to nginx for sequential requests", H.async(function()
+      local s <close> = aio.http.Session()
+      for _ = 1, 10 do assert.are.equal(S.pattern(1024), s:get(env.nginx("/1k.bin")).body) end
+      local st = s:stats()
+      assert.are.equal(1, st.polls)      -- one socket, muted while idle
+      assert.are.equal(0, st.watched)
+      assert.are.equal(0, st.active)
+    end))
+
     it("keeps at most max_connections requests in flight; the rest wait in order and succeed", H.async(function()
       local s <close> = aio.http.Session { max_connections = 2 }
       local tasks = {}

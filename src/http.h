@@ -24,8 +24,8 @@
 #define HTTP_REQUEST_MT "aio.http.request"
 
 #define HTTP_SPARE 64             /* reset easy handles kept per engine */
-#define HTTP_BATCH 256            /* transfers handed to curl per loop turn */
-#define HTTP_PACE_NS 1000000u     /* at most one batch per this many ns */
+#define HTTP_BATCH 256            /* transfers connecting at once, at most */
+#define HTTP_PACE_NS 20000000u    /* or one more batch after this many ns */
 #define HTTP_POOL_CAP 1024        /* transfers past this many at once use a
                                   ** connection that is not kept: curl 7.88
                                   ** scans its whole pool as each transfer
@@ -101,12 +101,11 @@ typedef struct HttpMulti {
   int closing;               /* close in progress: admit nothing */
   Link waiting;              /* HttpRequest.link: waiting, FIFO */
   Link admitted;             /* HttpRequest.link: in curl */
-  Link deferred;             /* HttpRequest.link: admitted, for curl next
-                             ** turn (at most HTTP_BATCH are added per turn,
-                             ** so connecting overlaps sending) */
-  TimerCb pace;              /* hands `deferred` to curl next turn */
-  uint64_t tick;             /* loop->now of the turn `nadds` counts */
-  uint32_t nadds;            /* transfers added to curl this turn */
+  Link deferred;             /* HttpRequest.link: admitted, handed to curl
+                             ** as those connecting get connected, so that
+                             ** connecting overlaps sending requests */
+  TimerCb pace;              /* hands a batch of `deferred` over anyway */
+  uint32_t nconnecting;      /* transfers in curl before their request */
   HttpHost **hosts;
   HttpPoll **polls;          /* by descriptor */
   curl_socket_t *check;      /* sockets muted by the current curl call */
@@ -184,6 +183,7 @@ typedef struct HttpRequest {
   uint8_t follow;            /* curl follows redirects */
   uint8_t closed;            /* closed by its owner (response:close) */
   uint8_t deferred;          /* admitted but not in curl yet */
+  uint8_t connecting;        /* in curl, its request not sent yet */
   uint8_t fresh_ok;          /* a new connection may be forced (not h2,
                              ** no proxy) when none of its host is idle */
   char errbuf[CURL_ERROR_SIZE];

@@ -25,6 +25,7 @@
 
 static void on_poll (uv_poll_t *h, int status, int events);
 static void host_unref (HttpMulti *m, HttpHost *e);
+static void pace (HttpMulti *m);
 
 
 /* Close callback of a poll: frees it (also used by the end of aio.run). */
@@ -262,6 +263,7 @@ static void on_poll (uv_poll_t *h, int status, int events) {
   curl_multi_socket_action(m->cm, p->fd, flags, &running);
   aio__http_checked(m);
   drain(m);   /* p may be closing now: not used past this point */
+  pace(m);
 }
 
 
@@ -274,6 +276,7 @@ static void on_deadline (Loop *loop, TimerCb *tc) {
   curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, &running);
   aio__http_checked(m);
   drain(m);
+  pace(m);
 }
 
 
@@ -377,6 +380,10 @@ static int finish (HttpRequest *r, int fail) {
   }
   else if (r->state == HTTP_ACTIVE) {
     link_remove(&r->link);
+    if (r->connecting) {
+      r->connecting = 0;
+      m->nconnecting--;
+    }
     if (!r->deferred && m->cm != NULL) {
       curl_multi_remove_handle(m->cm, r->easy);
       aio__http_checked(m);
@@ -406,8 +413,9 @@ static int finish (HttpRequest *r, int fail) {
 */
 static void add_now (HttpRequest *r) {
   HttpMulti *m = r->m;
-  m->nadds++;
   link_push(&m->admitted, &r->link);
+  r->connecting = 1;
+  m->nconnecting++;
   if (r->fresh_ok && r->host->conns < r->host->active)
     curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
   if (m->active > HTTP_POOL_CAP)
@@ -420,31 +428,44 @@ static void add_now (HttpRequest *r) {
 }
 
 
-/* The pacing deadline: hands the next batch of deferred transfers to
-** curl. It is a little in the future, not due at once: a due deadline is
-** served before I/O is polled, and the batches must let the sockets of
-** the previous ones send their requests in between. */
-static void on_pace (Loop *loop, TimerCb *tc) {
-  HttpMulti *m = aio_container_of(tc, HttpMulti, pace);
-  m->tick = loop->now;
-  m->nadds = 0;
-  while (!link_empty(&m->deferred) && m->nadds < HTTP_BATCH) {
+/* Hands deferred transfers to curl, oldest first, `max` at most (and
+** while fewer than HTTP_BATCH are connecting, unless `force`). */
+static void add_deferred (HttpMulti *m, uint32_t max, int force) {
+  while (max-- > 0 && !link_empty(&m->deferred) &&
+         (force || m->nconnecting < HTTP_BATCH)) {
     HttpRequest *r = aio_container_of(m->deferred.next, HttpRequest, link);
     link_remove(&r->link);
     r->deferred = 0;
     add_now(r);
   }
-  if (!link_empty(&m->deferred))
-    aio__timer_arm(loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+  if (!link_empty(&m->deferred) && m->pace.timer.slot == 0)
+    aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+}
+
+
+/* After curl ran: deferred transfers take the places of those that got
+** connected (their requests went out). So connecting thousands of sockets
+** alternates with sending the requests of those already connected. */
+static void pace (HttpMulti *m) {
+  if (!link_empty(&m->deferred) && m->cm != NULL)
+    add_deferred(m, UINT32_MAX, 0);
+}
+
+
+/* The pacing deadline, for connections that take long to connect: one
+** more batch anyway. */
+static void on_pace (Loop *loop, TimerCb *tc) {
+  HttpMulti *m = aio_container_of(tc, HttpMulti, pace);
+  (void)loop;
+  if (m->cm != NULL) add_deferred(m, HTTP_BATCH, 1);
 }
 
 
 /* Admits a request: sets its easy handle up, counts it against the limits
-** and hands it to curl, now or (past HTTP_BATCH this loop turn) on the next
-** turn. */
+** and hands it to curl, at once unless HTTP_BATCH transfers are still
+** connecting. */
 static void start (HttpRequest *r) {
   HttpMulti *m = r->m;
-  Loop *loop = m->loop;
   if (!aio__http_setup(r)) {
     r->state = HTTP_NEW;      /* in no list */
     finish(r, HTTP_F_NOMEM);
@@ -453,16 +474,12 @@ static void start (HttpRequest *r) {
   r->state = HTTP_ACTIVE;
   m->active++;
   r->host->active++;
-  if (m->tick != loop->now) {
-    m->tick = loop->now;
-    m->nadds = 0;
-  }
-  if (m->nadds < HTTP_BATCH && link_empty(&m->deferred)) add_now(r);
+  if (link_empty(&m->deferred) && m->nconnecting < HTTP_BATCH) add_now(r);
   else {
     r->deferred = 1;
     link_push(&m->deferred, &r->link);
     if (m->pace.timer.slot == 0)
-      aio__timer_arm(loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+      aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
   }
 }
 

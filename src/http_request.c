@@ -169,6 +169,10 @@ static int on_prereq (void *ud, char *ip, char *lip, int port, int lport) {
   HttpRequest *r = (HttpRequest *)ud;
   (void)ip; (void)lip; (void)port; (void)lport;
   r->sent = 1;
+  if (r->connecting) {       /* its place goes to a deferred transfer */
+    r->connecting = 0;
+    r->m->nconnecting--;
+  }
   if (r->read_ns > 0) {
     r->last_ns = aio__hrtime();
     if (r->idle.timer.slot == 0)

@@ -107,12 +107,25 @@ http {
 }
 ]]
 
+local start
+
 --- Starts the fixture and nginx; returns an environment with their ports,
---- URL builders and the CA file (the self-signed certificate).
+--- URL builders and the CA file (the self-signed certificate). On failure
+--- stops what it started and raises.
 function S.start()
   local dir = H.tmpdir()
   os.execute("chmod 755 '" .. dir .. "'")
   local env = { dir = dir, pids = {} }
+  local ok, err = pcall(start, env)
+  if not ok then
+    S.stop(env)
+    error(err, 0)
+  end
+  return env
+end
+
+function start(env)
+  local dir = env.dir
 
   -- the Python fixture
   local ready = dir .. "/fixture.ready"

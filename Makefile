@@ -26,7 +26,7 @@ LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 
 all: $(CORE)
 
-$(BUILD)/obj/%.o: src/%.c src/aio.h
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -60,6 +60,7 @@ sanitize:
 valgrind: all
 	$(LUA_ENV) AIO_VALGRIND=1 valgrind --error-exitcode=99 --quiet \
 	  --trace-children=yes --leak-check=no \
+	  --trace-children-skip='*/python3*,*/nginx,*/openssl,*/timeout,*/node' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 bench: all

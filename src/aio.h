@@ -362,6 +362,9 @@ void aio__open_queue (lua_State *L);
 void aio__open_waitlist (lua_State *L);
 void aio__open_watch (lua_State *L);
 
+/* http_multi.c: the HTTP client (aio.http), see http.h */
+void aio__open_http (lua_State *L);
+
 /* error.c */
 void aio__error_new (lua_State *L, const char *kind, const char *fmt, ...);
 int aio__error (lua_State *L, const char *kind, const char *fmt, ...);

@@ -519,6 +519,7 @@ int luaopen_aio_core (lua_State *L) {
   aio__open_thread(L);
   aio__open_process(L);
   aio__open_signal(L);
+  aio__open_http(L);
   lua_pushvalue(L, loopidx);                        /* run: loop, core */
   lua_pushvalue(L, core);
   lua_pushcclosure(L, l_run, 2);

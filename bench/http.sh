@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# HTTP benchmarks W5 and W6: aio.http beside its peers, in the same run.
+#
+# usage: bench/http.sh [-r RUNS] [w5] [w6]
+#   W5  20,000 GETs of a 1 KiB file from local nginx, at most 64 in flight:
+#       aio (bench/aio_http.lua), wrk -t1 -c64 (the server's limit), lua-http
+#       (64 kept-alive connections) and aiohttp on uvloop; req/s.
+#   W6  1,000 and 10,000 concurrent GETs to a server answering after 500 ms
+#       (../shared/bench/peers/slow_server.mjs): aio, lua-http, aiohttp on
+#       uvloop; seconds and peak RSS.
+# Each round runs every client once, one after another, RUNS rounds
+# (default 5); the table gives medians and min-max, then ratios of medians.
+# Starts nginx and the slow server on 127.0.0.1 (NGINX_PORT 18090,
+# SLOW_PORT 18091) and stops them by PID. Needs nginx, wrk, node, lua-http,
+# lua-cqueues, python3-aiohttp, python3-uvloop (see ../shared/bench).
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+PEERS=${PEERS:-$(cd "$ROOT/.." && pwd)/shared/bench/peers}
+cd "$ROOT" || exit 1
+
+RUNS=5
+while getopts "r:" o; do
+  case $o in r) RUNS=$OPTARG ;; *) sed -n '2,17p' "$0"; exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+WLS=${*:-"w5 w6"}
+
+NGINX_PORT=${NGINX_PORT:-18090}
+SLOW_PORT=${SLOW_PORT:-18091}
+export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+PY=/usr/bin/python3
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+make -s all || exit 1
+WORK=$(mktemp -d /tmp/aio-http-bench.XXXXXX)
+chmod 755 "$WORK"
+RAW=$WORK/raw.txt
+: > "$RAW"
+NGINX_PID=""; SLOW_PID=""
+cleanup() {
+  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+  [ -n "$SLOW_PID" ] && kill "$SLOW_PID" 2>/dev/null && wait "$SLOW_PID" 2>/dev/null
+  NGINX_PID=""; SLOW_PID=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
+run() {
+  local label=$1; shift
+  local out line
+  out=$(timeout -k 5 $((BENCH_TIMEOUT + 15)) "$@" 2>"$WORK/stderr.txt")
+  line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -1)
+  [ -z "$line" ] && line="RESULT ok=0 err=$(head -c 200 "$WORK/stderr.txt" | tr -s ' \n\t' '___')"
+  echo "label=$label ${line#RESULT }" >> "$RAW"
+}
+
+field() { grep "^label=$1 " "$RAW" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+stats() {
+  sort -g | awk '{v[NR]=$1} END{ if (NR==0) {print "- - -"; exit}
+    m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR] }'
+}
+median() { field "$1" "$2" | stats | cut -d' ' -f1; }
+row() {  # LABEL KEY UNIT
+  local med mn mx rss oks
+  read -r med mn mx < <(field "$1" "$2" | stats)
+  read -r rss _ _ < <(field "$1" rss_kb | stats)
+  oks=$(field "$1" ok | sort -u | tr '\n' ' ')
+  printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
+
+if [[ " $WLS " == *" w5 "* ]]; then
+  d=$WORK/nginx
+  mkdir -p "$d/www" "$d/tmp"; chmod 755 "$d" "$d/www"
+  head -c 1024 /dev/urandom > "$d/www/1k.bin"; chmod 644 "$d/www/1k.bin"
+  sed -e "s#@PREFIX@#$d#g" -e "s#@PORT@#$NGINX_PORT#g" "$PEERS/nginx.conf.in" > "$d/nginx.conf"
+  timeout -k 10 3600 nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" > "$d/out.log" 2>&1 &
+  NGINX_PID=$!
+  for _ in $(seq 50); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
+  U=http://127.0.0.1:$NGINX_PORT/1k.bin
+  for i in $(seq "$RUNS"); do
+    run w5/aio lua5.4 bench/aio_http.lua w5 "$U" 20000 64 1024
+    rps=$(wrk -t1 -c64 -d5s "$U" 2>&1 | awk '/^Requests\/sec:/{print $2}')
+    echo "label=w5/wrk rate=${rps:-0} ok=1" >> "$RAW"
+    run w5/lua-http lua5.4 "$PEERS/luahttp_bench.lua" w5 "$U" 20000 64 1024 conn
+    run w5/aiohttp-uvloop $PY "$PEERS/aiohttp_bench.py" uvloop w5 "$U" 20000 64 1024
+  done
+  echo "W5: 20,000 GETs of 1 KiB from nginx, 64 in flight (req/s; $RUNS rounds)"
+  for l in aio wrk lua-http aiohttp-uvloop; do row w5/$l rate req/s; done
+  a=$(median w5/aio rate)
+  echo "  ratios of medians: aio/wrk $(ratio "$a" "$(median w5/wrk rate)")" \
+       " aio/lua-http $(ratio "$a" "$(median w5/lua-http rate)")" \
+       " aio/aiohttp-uvloop $(ratio "$a" "$(median w5/aiohttp-uvloop rate)")"
+  kill "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null; NGINX_PID=""
+fi
+
+if [[ " $WLS " == *" w6 "* ]]; then
+  node "$PEERS/slow_server.mjs" "$SLOW_PORT" 500 > "$WORK/slow.log" 2>&1 &
+  SLOW_PID=$!
+  for _ in $(seq 50); do grep -q READY "$WORK/slow.log" && break; sleep 0.1; done
+  U=http://127.0.0.1:$SLOW_PORT/
+  for n in 1000 10000; do
+    for i in $(seq "$RUNS"); do
+      run w6/aio/$n lua5.4 bench/aio_http.lua w6 "$U" $n 2
+      run w6/lua-http/$n lua5.4 "$PEERS/luahttp_bench.lua" w6 "$U" $n 2
+      run w6/aiohttp-uvloop/$n $PY "$PEERS/aiohttp_bench.py" uvloop w6 "$U" $n 2
+    done
+    echo "W6: $n concurrent GETs answered after 500 ms (seconds; $RUNS rounds)"
+    for l in aio lua-http aiohttp-uvloop; do row w6/$l/$n secs s; done
+    a=$(median w6/aio/$n secs)
+    echo "  time ratios of medians: lua-http/aio $(ratio "$(median w6/lua-http/$n secs)" "$a")" \
+         " aiohttp-uvloop/aio $(ratio "$(median w6/aiohttp-uvloop/$n secs)" "$a")"
+  done
+  kill "$SLOW_PID" 2>/dev/null; wait "$SLOW_PID" 2>/dev/null; SLOW_PID=""
+fi
+echo "raw RESULT lines: $RAW"

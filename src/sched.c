@@ -213,9 +213,10 @@ static void poll_blocking (lua_State *L, Loop *loop) {
   uint64_t next = aio__timer_next(loop);
   if (next != 0) {
     uint64_t now = aio__hrtime();
-    if (next <= now) {
+    if (next <= now) {   /* due already: fire, and give I/O its turn */
       loop->now = now;
       aio__timers_expire(loop);
+      poll_io(loop, UV_RUN_NOWAIT);
       return;
     }
     if (loop->armed != next) {

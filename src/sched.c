@@ -179,9 +179,34 @@ static void poll_io (Loop *loop, uv_run_mode mode) {
 }
 
 
+static void on_timer (uv_timer_t *h);
+
+
+/*
+** Starts the uv timer for deadline `next` (ns), unless it runs for it
+** already. libuv counts whole milliseconds from a clock it reads now and
+** then, so the timeout is rounded up by one more millisecond: it never
+** fires before `next`.
+*/
+static void arm_uv_timer (Loop *loop, uint64_t next, uint64_t now) {
+  uint64_t ms;
+  if (loop->armed == next) return;
+  ms = (next - now) / 1000000 + 2;
+  if (ms > 3600000) ms = 3600000;      /* far deadlines: check back hourly */
+  uv_update_time(&loop->uv);
+  uv_timer_start(&loop->timer, on_timer, ms, 0);
+  loop->armed = next;
+}
+
+
+/* The uv timer fired: if the earliest deadline is not due yet (it moved,
+** or libuv's clock ran ahead), the timer must run again, or the poll that
+** follows in this uv_run would block with no timeout at all. */
 static void on_timer (uv_timer_t *h) {
   Loop *loop = aio_container_of(h, Loop, timer);
+  uint64_t next = aio__timer_next(loop), now = aio__hrtime();
   loop->armed = 0;
+  if (next != 0 && next > now) arm_uv_timer(loop, next, now);
 }
 
 
@@ -219,12 +244,7 @@ static void poll_blocking (lua_State *L, Loop *loop) {
       poll_io(loop, UV_RUN_NOWAIT);
       return;
     }
-    if (loop->armed != next) {
-      uint64_t ms = (next - now + 999999) / 1000000;
-      uv_update_time(&loop->uv);
-      uv_timer_start(&loop->timer, on_timer, ms, 0);
-      loop->armed = next;
-    }
+    arm_uv_timer(loop, next, now);
   }
   else if (loop->armed) {
     uv_timer_stop(&loop->timer);

@@ -39,7 +39,8 @@ cmd=${1:-test}
 [ $# -gt 0 ] && shift
 case $cmd in
   deps) deps ;;
-  demo) deps; build; env_run lua5.4 examples/health_check.lua "$@" ;;
+  demo) deps; build; ulimit -n 4096 2>/dev/null || true
+        env_run lua5.4 examples/health_check.lua "$@" ;;
   run) deps; build; env_run lua5.4 "$@" ;;
   test) deps; build; env_run busted --lua=lua5.4 "$@" ;;
   sanitize) deps; make -s sanitize BUSTED_ARGS="$*" ;;

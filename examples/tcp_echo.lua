@@ -1,7 +1,14 @@
---[[ tcp_echo.lua: a TCP echo server and a few clients talking to it at once.
-Usage: lua5.4 examples/tcp_echo.lua ]]
+--[[
+tcp_echo.lua: a TCP echo server (aio.tcp.listen: one task per connection)
+and CLIENTS clients talking to it at the same time.
+
+Usage: lua5.4 examples/tcp_echo.lua [CLIENTS]
+  CLIENTS  how many clients connect at once (default 3)
+]]
 
 local aio = require "aio"
+
+local nclients = tonumber(arg[1]) or 3
 
 aio.run(function()
   -- each connection runs this handler in its own task
@@ -13,7 +20,7 @@ aio.run(function()
   print("listening on port " .. server.port)
 
   local clients = {}
-  for i = 1, 3 do
+  for i = 1, nclients do
     clients[i] = aio.spawn(function()
       local c <close> = aio.tcp.connect("127.0.0.1", server.port, { timeout = 5 })
       c:write("hello from client ", i, "\n")

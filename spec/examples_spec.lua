@@ -10,9 +10,13 @@ local function run(script, args)
   return out
 end
 
+-- Every example file has a spec here.
+local covered = {}
+local function example(name) covered[name] = true return name end
+
 describe("examples", function()
   it("concurrent_sleep.lua shows gather taking one wait, not three", function()
-    local out = run("concurrent_sleep.lua", "0.1")
+    local out = run(example("concurrent_sleep.lua"), "0.1")
     local seq = tonumber(out:match("sequential: ([%d.]+) s"))
     local gat = tonumber(out:match("gather:%s+([%d.]+) s"))
     assert.is_true(seq >= 0.3, out)
@@ -21,18 +25,18 @@ describe("examples", function()
   end)
 
   it("producer_consumer.lua handles every item once", function()
-    local out = run("producer_consumer.lua", "12 3 2")
+    local out = run(example("producer_consumer.lua"), "12 3 2")
     assert.matches("12 items handled by 3 consumers", out)
     for i = 1, 12 do assert.matches("handled item%-" .. i .. "\n", out) end
   end)
 
   it("worker_pool.lua finishes every job", function()
-    local out = run("worker_pool.lua", "8 2")
+    local out = run(example("worker_pool.lua"), "8 2")
     assert.matches("8 jobs in [%d.]+ s with 2 workers", out)
   end)
 
   it("timeouts_and_cancel.lua shows timeout, clean-up and shield", function()
-    local out = run("timeouts_and_cancel.lua", "0.05")
+    local out = run(example("timeouts_and_cancel.lua"), "0.05")
     assert.matches("1%. timeout:%s+false%s+timeout: timed out after 0.05 s", out)
     assert.matches("2%. resource closed", out)
     assert.matches("cancelled: task cancelled: no longer needed", out)
@@ -41,14 +45,113 @@ describe("examples", function()
   end)
 
   it("task_group.lua fans out and cancels siblings on failure", function()
-    local out = run("task_group.lua", "4 2")
+    local out = run(example("task_group.lua"), "4 2")
     assert.matches("squares: 1 4 9 16", out)
     assert.matches("group raised: child 2 failed; 3 siblings were cancelled", out)
   end)
 
   it("debug_mode.lua warns about the task that blocks the loop", function()
-    local out = run("debug_mode.lua", "0.15")
+    local out = run(example("debug_mode.lua"), "0.15")
     assert.matches("task 'cpu%-hog' ran 0%.%d+ s without suspending", out)
     assert.matches("spawned at examples/debug_mode.lua", out)
   end)
+
+  it("health_check.lua checks endpoints concurrently", function()
+    local out = run(example("health_check.lua"), "50")
+    local secs = tonumber(out:match("50 endpoints checked in ([%d.]+) s: 50 up, 0 down"))
+    assert.is_not_nil(secs, out)
+    assert.is_true(secs >= 0.5 and secs < 5, out)
+  end)
+
+  it("fetch_many.lua keeps a few in flight and collects the failures", function()
+    local out = run(example("fetch_many.lua"), "30 4")
+    assert.matches("27 of 30 fetched %(%d+ bytes%) in [%d.]+ s, at most 4 in flight", out)
+    assert.matches("3 failed:", out)
+    assert.matches("item/13: http: 500", out)
+    assert.matches("item/25: connect:", out)
+  end)
+
+  it("retry_backoff.lua retries until the flaky endpoint answers", function()
+    local out = run(example("retry_backoff.lua"), "2")
+    assert.matches("attempt 3 at", out)
+    assert.matches('got "finally, an answer" after 3 attempts', out)
+  end)
+
+  it("rate_limit.lua paces the requests", function()
+    local out = run(example("rate_limit.lua"), "5 1200")
+    assert.matches("request  5 sent at", out)
+    local span = tonumber(out:match("5 requests in ([%d.]+) s"))
+    assert.is_true(span >= 0.19, out)      -- 4 gaps of 0.05 s
+  end)
+
+  it("api_gateway.lua calls five services at once", function()
+    local out = run(example("api_gateway.lua"), "0.05")
+    local seq = tonumber(out:match("one after the other: ([%d.]+) s"))
+    local conc = tonumber(out:match("concurrently:%s+([%d.]+) s"))
+    assert.is_true(seq >= 0.2 and conc < seq, out)
+    assert.matches('"orders":true', out)
+  end)
+
+  it("paginate.lua reads every page through a generator", function()
+    local out = run(example("paginate.lua"), "23 5")
+    assert.matches('23 items from 5 pages; the last is "item 23"', out)
+  end)
+
+  it("download.lua streams a large body to a file", function()
+    local out = run(example("download.lua"), "8")
+    assert.matches("downloaded 8388608 bytes to a temporary file", out)
+  end)
+
+  it("crawler.lua crawls the local site once per page, retrying flaky ones", function()
+    local out = run(example("crawler.lua"), "60")
+    assert.matches("done: 60 pages saved, 2 failed, 62 URLs seen", out)
+    assert.matches("failed http://127%.0%.0%.1:%d+/page/%d+: http: 404", out)
+  end)
+
+  it("crawler.lua stops gracefully on SIGINT", function()
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    f:write(("%s lua5.4 examples/crawler.lua 3000 '' '' 0.05 & P=$!\nsleep %g\nkill -INT $P\nwait $P\n")
+      :format(H.lua_env(), H.SLOW and 3 or 0.6))
+    f:close()
+    local p = io.popen("sh " .. path .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.matches("SIGINT: finishing the pages in hand", out)
+    local saved = tonumber(out:match("interrupted: (%d+) pages saved"))
+    assert.is_true(saved ~= nil and saved > 0 and saved < 3000, out)
+  end)
+
+  it("to_thread.lua keeps the ticker ticking while a thread computes", function()
+    local out = run(example("to_thread.lua"), "200000")
+    assert.matches("in a thread: 17984 primes below 200000", out)
+    assert.matches("inline:%s+17984 primes below 200000 in [%d.]+ s; the ticker ticked 0 times", out)
+  end)
+
+  it("tcp_echo.lua echoes for every client", function()
+    local out = run(example("tcp_echo.lua"), "4")
+    for i = 1, 4 do assert.matches("echo: hello from client " .. i, out) end
+  end)
+
+  it("subprocess.lua sorts, and kills a child at its timeout", function()
+    local out = run(example("subprocess.lua"), "0.1")
+    assert.matches("apple\nfig\npear", out)
+    assert.matches("timeout: process 'sleep' timed out after 0.1 s and was killed", out)
+  end)
+
+  it("files.lua writes, appends and reads lines", function()
+    local dir = H.tmpdir()
+    local out = run(example("files.lua"), dir)
+    H.rmtree(dir)
+    assert.matches("read: first line\nread: second line", out)
+    assert.matches("notes.txt is 23 bytes", out)
+  end)
+  -- last: the tests above have marked what they ran
+  it("cover every file in examples/", function()
+    for name in io.popen("ls examples/*.lua"):lines() do
+      assert.is_true(covered[name:match("[^/]+$")] ~= nil, name .. " has no spec in spec/examples_spec.lua")
+    end
+  end)
+
 end)

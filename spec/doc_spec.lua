@@ -1,0 +1,105 @@
+-- The README's reference has a heading for every public function and
+-- method: module functions as "#### aio.fs.read_file(...)", methods as
+-- "#### file:read(...)". The names are enumerated from the loaded module and
+-- from live objects, so a function added without documentation fails here.
+local aio = require "aio"
+local H = require "helper"
+
+local readme
+do
+  local f = assert(io.open("README.md"))
+  readme = f:read("a")
+  f:close()
+end
+
+local headings = {}
+for h in readme:gmatch("\n#### ([^\n]+)") do headings[#headings + 1] = h end
+
+local function documented(full)
+  for _, h in ipairs(headings) do
+    if h == full or h:sub(1, #full + 1) == full .. "(" or h:sub(1, #full + 1) == full .. " " then
+      return true
+    end
+  end
+  return false
+end
+
+-- Public functions of a table: string keys not starting with "_".
+local function functions_of(t)
+  local names = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" and not k:match("^_") and type(v) == "function" then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+-- The methods of an object: its __index table, or the table a C __index
+-- function looks methods up in (one of its upvalues).
+local function methods_of(obj)
+  local idx = getmetatable(obj).__index
+  if type(idx) == "function" then
+    for i = 1, 4 do
+      local _, v = debug.getupvalue(idx, i)
+      if type(v) == "table" then idx = v break end
+    end
+  end
+  return functions_of(idx)
+end
+
+local missing = {}
+local function need(list, prefix)
+  for _, name in ipairs(list) do
+    if not documented(prefix .. name) then missing[#missing + 1] = prefix .. name end
+  end
+end
+
+describe("the README reference", function()
+  it("has a heading for every module function", function()
+    -- load every name the façade provides lazily (its __index's map)
+    local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)
+    for name in pairs(lazy) do local _ = aio[name] end
+    need(functions_of(aio), "aio.")
+    for _, m in ipairs({"http", "fs", "tcp", "dns", "process"}) do
+      need(functions_of(aio[m]), "aio." .. m .. ".")
+    end
+    assert.are.same({}, missing)
+  end)
+
+  it("has a heading for every method", H.async(function()
+    missing = {}
+    local dir = H.tmpdir()
+    aio.fs.write_file(dir .. "/f", "x")
+    local file <close> = aio.fs.open(dir .. "/f")
+    local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s) s:read() end)
+    local stream <close> = aio.tcp.connect("127.0.0.1", server.port)
+    local session <close> = aio.http.Session()
+    local registration <close> = aio.signal("SIGUSR2", function() end)
+    local group <close> = aio.TaskGroup()
+    local objects = {
+      {"task:", aio.spawn(function() end)},
+      {"sem:", aio.Semaphore(1)},
+      {"sem:", aio.BoundedSemaphore(1)},
+      {"lock:", aio.Lock()},
+      {"event:", aio.Event()},
+      {"cond:", aio.Condition()},
+      {"queue:", aio.Queue()},
+      {"queue:", aio.PriorityQueue()},
+      {"queue:", aio.LifoQueue()},
+      {"group:", group},
+      {"limiter:", aio.RateLimiter(1, 1)},
+      {"file:", file},
+      {"stream:", stream},
+      {"server:", server},
+      {"session:", session},
+      {"registration:", registration},
+    }
+    for _, o in ipairs(objects) do need(methods_of(o[2]), o[1]) end
+    need(functions_of(aio.http.Response), "response:")
+    stream:close()
+    H.rmtree(dir)
+    assert.are.same({}, missing)
+  end))
+end)

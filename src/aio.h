@@ -120,12 +120,13 @@ static inline void link_remove (Link *l) {
 /*
 ** Deadline timer: a node of the loop's deadline queue, ordered by (when,
 ** seq) so that equal deadlines fire in arming order. The queue is a 4-ary
-** min-heap plus a FIFO for the common case of deadlines armed in
-** non-decreasing order (many tasks sleeping the same duration): those are
-** appended in O(1) and popped in O(1). Both store each deadline next to its
-** Timer pointer, so comparisons rarely touch the timers. A timer does not
-** own a libuv handle: one uv_timer_t per loop wakes the poll for the
-** earliest deadline.
+** min-heap plus a few FIFO "lanes" for the common case of deadlines armed
+** in non-decreasing order (many tasks sleeping the same duration, a
+** timeout used everywhere): a deadline not before a lane's last one is
+** appended to it in O(1) and popped in O(1). All store each deadline next
+** to its Timer pointer, so comparisons rarely touch the timers. A timer
+** does not own a libuv handle: one uv_timer_t per loop wakes the poll for
+** the earliest deadline.
 */
 typedef enum TimerKind {
   AIO_TIMER_TASK,      /* Task.timer: wakes the task with AIO_WAKE_TIMER */
@@ -135,15 +136,25 @@ typedef enum TimerKind {
 
 typedef struct Timer {
   uint32_t seq;          /* arming order (compared with wrap-around) */
-  unsigned slot : 28;    /* heap or FIFO index + 1; 0 while not armed */
+  unsigned slot : 24;    /* heap or lane index + 1; 0 while not armed */
+  unsigned lane : 3;     /* 0: in the heap; k: in lane k - 1 */
   unsigned kind : 3;     /* TimerKind */
-  unsigned infifo : 1;   /* slot indexes the FIFO, not the heap */
 } Timer;
+
+#define AIO_LANES 7      /* FIFO lanes of the deadline queue */
 
 typedef struct HeapEntry {
   uint64_t when;         /* deadline, nanoseconds on uv_hrtime's clock */
-  Timer *tm;
+  Timer *tm;             /* NULL: a lane entry whose timer was disarmed */
 } HeapEntry;
+
+/* A FIFO lane: a ring of entries with non-decreasing deadlines. */
+typedef struct TimerLane {
+  HeapEntry *ring;
+  uint32_t head, count, cap;   /* cap: a power of two */
+  uint32_t live;               /* entries still armed */
+  uint64_t last;               /* deadline of the last entry */
+} TimerLane;
 
 struct Loop;
 typedef struct TimerCb {
@@ -271,13 +282,10 @@ typedef struct Loop {
   /* ready queue: ring buffer of tasks, run in rounds */
   Task **ready;
   uint32_t rhead, rcount, rcap;
-  /* deadline queue: heap + FIFO ring (see Timer) */
+  /* deadline queue: heap + FIFO lanes (see Timer) */
   HeapEntry *heap;
   uint32_t hcount, hcap;
-  HeapEntry *fifo;        /* ring; a NULL tm marks a cancelled entry */
-  uint32_t fhead, fcount, fcap;
-  uint32_t flive;         /* entries of the FIFO still armed */
-  uint64_t flast;         /* deadline of the FIFO's last entry */
+  TimerLane lanes[AIO_LANES];
   uint32_t seq;
   uint64_t armed;         /* deadline the uv timer is armed for (0 none) */
   uint64_t now;           /* hrtime at the last poll */
@@ -319,6 +327,7 @@ void aio__timers_expire (Loop *loop);
 uint64_t aio__timer_next (Loop *loop);
 uint32_t aio__timer_count (Loop *loop);
 void aio__timers_reset (Loop *loop);
+void aio__timers_free (Loop *loop);
 uint64_t aio__deadline (Loop *loop, double seconds);
 double aio__checkduration (lua_State *L, int arg);
 void aio__open_timer (lua_State *L);

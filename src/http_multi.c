@@ -632,6 +632,7 @@ static void engine_close (HttpMulti *m) {
 ** running loop: the engine belongs to this run.
 */
 static int l_engine (lua_State *L) {
+  static int curl_ready = 0;   /* libcurl (and OpenSSL) set up, on demand */
   Loop *loop = aio_upvalue_loop(L);
   HttpMulti *m;
   lua_Integer total, host;
@@ -640,6 +641,11 @@ static int l_engine (lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   aio__check_running(L, loop, "aio.http");
+  if (!curl_ready) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      return aio__error(L, "io", "cannot initialise libcurl");
+    curl_ready = 1;
+  }
   lua_getfield(L, 1, "max_connections");
   lua_getfield(L, 1, "max_per_host");
   lua_getfield(L, 1, "cookies");
@@ -746,7 +752,6 @@ static const luaL_Reg engine_methods[] = {
 ** the core table on top (the loop userdata is just below it). */
 void aio__open_http (lua_State *L) {
   int core = lua_gettop(L), loopidx = core - 1;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   luaL_newmetatable(L, HTTP_ENGINE_MT);           /* mt */
   lua_newtable(L);                                /* mt methods */
   aio__setfuncs(L, loopidx, engine_methods);

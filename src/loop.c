@@ -445,11 +445,10 @@ static int loop_gc (lua_State *L) {
   }
   free(loop->ready);
   free(loop->heap);
-  free(loop->fifo);
+  aio__timers_free(loop);
   free(loop->free_slots);
   loop->ready = NULL;
   loop->heap = NULL;
-  loop->fifo = NULL;
   loop->free_slots = NULL;
   return 0;
 }

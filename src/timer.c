@@ -6,9 +6,14 @@
 */
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aio.h"
+
+/* Heap and lane indexes fit in Timer.slot (24 bits). */
+#define TIMER_SLOTS (1u << 24)
 
 
 /* Is entry `a` due before entry `b`? Equal deadlines keep arming order. */
@@ -59,6 +64,10 @@ static void heap_down (Loop *loop, uint32_t i) {
 
 
 static void heap_insert (Loop *loop, HeapEntry e) {
+  if (loop->hcount + 1 >= TIMER_SLOTS) {
+    fputs("aio: more than 16 million deadlines armed at once\n", stderr);
+    abort();
+  }
   if (loop->hcount == loop->hcap) {
     uint32_t cap = loop->hcap ? loop->hcap * 2 : 64;
     HeapEntry *h = realloc(loop->heap, cap * sizeof *h);
@@ -82,71 +91,83 @@ static void heap_remove (Loop *loop, uint32_t i) {
 }
 
 
-/* FIFO: lays the armed entries out from slot 0 of a new ring of `cap`. */
-static void fifo_rebuild (Loop *loop, uint32_t cap) {
+/* Lane: lays the armed entries out from slot 0 of a new ring of `cap`. */
+static void lane_rebuild (TimerLane *ln, int k, uint32_t cap) {
   HeapEntry *r = malloc(cap * sizeof *r);
-  uint32_t i, j = 0, mask = loop->fcap - 1;
-  if (r == NULL) abort();
-  for (i = 0; i < loop->fcount; i++) {
-    HeapEntry e = loop->fifo[(loop->fhead + i) & mask];
+  uint32_t i, j = 0, mask = ln->cap - 1;
+  if (r == NULL) abort();  /* a lost deadline would hang its task */
+  for (i = 0; i < ln->count; i++) {
+    HeapEntry e = ln->ring[(ln->head + i) & mask];
     if (e.tm == NULL) continue;
     e.tm->slot = j + 1;
+    e.tm->lane = k + 1;
     r[j++] = e;
   }
-  free(loop->fifo);
-  loop->fifo = r;
-  loop->fcap = cap;
-  loop->fhead = 0;
-  loop->fcount = j;
+  free(ln->ring);
+  ln->ring = r;
+  ln->cap = cap;
+  ln->head = 0;
+  ln->count = j;
 }
 
 
-static void fifo_append (Loop *loop, HeapEntry e) {
+/* Appends `e` to lane `k`; returns 0 if the lane cannot take it (its
+** slots are numbered in Timer.slot's 24 bits). */
+static int lane_append (TimerLane *ln, int k, HeapEntry e) {
   uint32_t i;
-  if (loop->fcount == loop->fcap) {
-    /* compact when cancelled entries are most of it, else grow */
-    uint32_t cap = loop->fcap ? loop->fcap : 64;
-    fifo_rebuild(loop, loop->flive * 2 < loop->fcount ? cap : cap * 2);
+  if (ln->count == ln->cap) {
+    /* compact when disarmed entries are most of it, else grow */
+    uint32_t cap = ln->cap ? ln->cap : 64;
+    if (ln->live * 2 >= ln->count) {
+      if (cap >= TIMER_SLOTS) return 0;
+      cap *= 2;
+    }
+    lane_rebuild(ln, k, cap);
   }
-  i = (loop->fhead + loop->fcount) & (loop->fcap - 1);
-  loop->fifo[i] = e;
+  i = (ln->head + ln->count) & (ln->cap - 1);
+  ln->ring[i] = e;
   e.tm->slot = i + 1;
-  e.tm->infifo = 1;
-  loop->fcount++;
-  loop->flive++;
-  loop->flast = e.when;
+  e.tm->lane = k + 1;
+  ln->count++;
+  ln->live++;
+  ln->last = e.when;
+  return 1;
 }
 
 
-/* Drops cancelled entries from the FIFO's head. */
-static void fifo_trim (Loop *loop) {
-  while (loop->fcount > 0 && loop->fifo[loop->fhead].tm == NULL) {
-    loop->fhead = (loop->fhead + 1) & (loop->fcap - 1);
-    loop->fcount--;
+/* Drops disarmed entries from a lane's head. */
+static void lane_trim (TimerLane *ln) {
+  while (ln->count > 0 && ln->ring[ln->head].tm == NULL) {
+    ln->head = (ln->head + 1) & (ln->cap - 1);
+    ln->count--;
   }
-  if (loop->fcount == 0) {
-    loop->fhead = 0;
-    loop->flast = 0;
+  if (ln->count == 0) {
+    ln->head = 0;
+    ln->last = 0;
   }
 }
 
 
 /*
-** Arms `tm` for deadline `when` (re-arms it if it was armed). Never raises:
-** on allocation failure it aborts, as a lost deadline would hang its task
-** (the queue only grows by doubling, so this is a genuine out-of-memory).
+** Arms `tm` for deadline `when` (re-arms it if it was armed): in the first
+** lane whose last deadline is not after `when` (an empty lane qualifies),
+** else in the heap. Never raises: on allocation failure it aborts, as a
+** lost deadline would hang its task (the queue only grows by doubling, so
+** this is a genuine out-of-memory).
 */
 void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when) {
   HeapEntry e;
+  int k;
   if (tm->slot) aio__timer_cancel(loop, tm);
   tm->seq = loop->seq++;
   e.when = when;
   e.tm = tm;
-  if (when >= loop->flast) fifo_append(loop, e);
-  else {
-    tm->infifo = 0;
-    heap_insert(loop, e);
+  for (k = 0; k < AIO_LANES; k++) {
+    if (when >= loop->lanes[k].last && lane_append(&loop->lanes[k], k, e))
+      return;
   }
+  tm->lane = 0;
+  heap_insert(loop, e);
 }
 
 
@@ -156,11 +177,12 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
   if (tm->slot == 0) return;
   i = tm->slot - 1;
   tm->slot = 0;
-  if (tm->infifo) {
-    tm->infifo = 0;
-    loop->fifo[i].tm = NULL;
-    loop->flive--;
-    fifo_trim(loop);
+  if (tm->lane) {
+    TimerLane *ln = &loop->lanes[tm->lane - 1];
+    tm->lane = 0;
+    ln->ring[i].tm = NULL;
+    ln->live--;
+    lane_trim(ln);
   }
   else heap_remove(loop, i);
 }
@@ -168,11 +190,16 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
 
 /* The earliest armed entry, or NULL. */
 static HeapEntry *earliest (Loop *loop) {
-  HeapEntry *f = loop->fcount > 0 ? &loop->fifo[loop->fhead] : NULL;
-  HeapEntry *h = loop->hcount > 0 ? &loop->heap[0] : NULL;
-  if (f == NULL) return h;
-  if (h == NULL) return f;
-  return before(h, f) ? h : f;
+  HeapEntry *best = loop->hcount > 0 ? &loop->heap[0] : NULL;
+  int k;
+  for (k = 0; k < AIO_LANES; k++) {
+    TimerLane *ln = &loop->lanes[k];
+    if (ln->count > 0) {
+      HeapEntry *e = &ln->ring[ln->head];
+      if (best == NULL || before(e, best)) best = e;
+    }
+  }
+  return best;
 }
 
 
@@ -184,24 +211,41 @@ uint64_t aio__timer_next (Loop *loop) {
 
 
 uint32_t aio__timer_count (Loop *loop) {
-  return loop->hcount + loop->flive;
+  uint32_t n = loop->hcount;
+  int k;
+  for (k = 0; k < AIO_LANES; k++) n += loop->lanes[k].live;
+  return n;
 }
 
 
 /* Disarms everything (the end of a run). */
 void aio__timers_reset (Loop *loop) {
   uint32_t i;
+  int k;
   for (i = 0; i < loop->hcount; i++) loop->heap[i].tm->slot = 0;
-  for (i = 0; i < loop->fcount; i++) {
-    HeapEntry *e = &loop->fifo[(loop->fhead + i) & (loop->fcap - 1)];
-    if (e->tm != NULL) {
-      e->tm->slot = 0;
-      e->tm->infifo = 0;
-    }
-  }
   loop->hcount = 0;
-  loop->fcount = loop->fhead = loop->flive = 0;
-  loop->flast = 0;
+  for (k = 0; k < AIO_LANES; k++) {
+    TimerLane *ln = &loop->lanes[k];
+    for (i = 0; i < ln->count; i++) {
+      HeapEntry *e = &ln->ring[(ln->head + i) & (ln->cap - 1)];
+      if (e->tm != NULL) {
+        e->tm->slot = 0;
+        e->tm->lane = 0;
+      }
+    }
+    ln->count = ln->head = ln->live = 0;
+    ln->last = 0;
+  }
+}
+
+
+/* Frees the queue's memory (the loop is going away). */
+void aio__timers_free (Loop *loop) {
+  int k;
+  for (k = 0; k < AIO_LANES; k++) {
+    free(loop->lanes[k].ring);
+    memset(&loop->lanes[k], 0, sizeof loop->lanes[k]);
+  }
 }
 
 

@@ -389,4 +389,12 @@ describe("aio.fs", function()
     local err = H.raises("usage", fs.read_file, "/etc/hostname")
     assert.matches("must be called inside a task", err.message)
   end)
+  it("blames the caller's line for a bad mode", H.async(function()
+    local ok, err = pcall(function() aio.fs.open("/tmp/x", "rw") end)
+    assert.is_false(ok)
+    assert.matches("^spec/fs_spec.lua:%d+: bad argument #2 to 'open' %(invalid mode%)", err)
+    for _, m in ipairs({"rx", "r++", "wbb", "q", ""}) do
+      assert.has_error(function() aio.fs.open("/tmp/x", m) end)
+    end
+  end))
 end)

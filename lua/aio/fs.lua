@@ -53,6 +53,17 @@ end
 function M.open(path, mode)
   check_string(path, 1, "open")
   check(mode == nil or type(mode) == "string", 2, "open", "string expected")
+  if mode ~= nil then
+    -- as io.open: r, w or a, then at most one each of "+", "b", and "x"
+    -- (not after r)
+    local base, rest = mode:match("^([rwa])([+bx]*)$")
+    local ok = base ~= nil and not (base == "r" and rest:find("x", 1, true))
+    for c in (rest or ""):gmatch(".") do
+      local _, n = rest:gsub("[" .. c .. "]", "")
+      if n > 1 then ok = false end
+    end
+    check(ok, 2, "open", "invalid mode")
+  end
   return open(path, mode)
 end
 

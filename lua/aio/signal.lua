@@ -6,6 +6,13 @@ local core = require "aio.core"
 
 local csignal = core.signal
 local watch, canonical = csignal.watch, csignal.name
+
+-- Signals a handler task cannot serve: uncatchable, or faults that must
+-- stop the program where they happen.
+local UNCATCHABLE = {
+  SIGKILL = true, SIGSTOP = true,
+  SIGSEGV = true, SIGBUS = true, SIGFPE = true, SIGILL = true,
+}
 local spawn, current, is_error = core.spawn, core.current, core.is_error
 
 local M = {}
@@ -44,7 +51,13 @@ function M.signal(name, handler)
   if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
     error("bad argument #2 to 'signal' (function expected, got " .. type(handler) .. ")", 2)
   end
-  local canon = canonical(name) or name
+  local canon = canonical(name)
+  if canon == nil then
+    error(core.Error("usage", "aio.signal: unknown signal '" .. name .. "'"), 2)
+  end
+  if UNCATCHABLE[canon] then
+    error(core.Error("usage", "aio.signal: " .. canon .. " cannot be handled"), 2)
+  end
   local watcher = watch(name)
   local reg = setmetatable({ name = canon, _watcher = watcher }, Registration)
   reg._task = spawn(dispatch, watcher, handler, canon)

@@ -26,25 +26,27 @@ local M = {}
 ---@field set_timeout fun(self: aio.Stream, seconds?: number): aio.Stream
 M.Stream = core.Stream
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+-- `level` 3 (the default) blames the caller of the function that calls
+-- argerror; the check_* helpers below pass 4 to skip themselves too.
+local function argerror(n, fname, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
 end
 
 local function check_host(host, fname)
   if type(host) ~= "string" then
-    argerror(1, fname, "string expected, got " .. (host == nil and "no value" or type(host)))
+    argerror(1, fname, "string expected, got " .. (host == nil and "no value" or type(host)), 4)
   end
 end
 
 local function check_port(port, min, fname)
   if math.type(port) ~= "integer" or port < min or port > 65535 then
-    argerror(2, fname, "port must be an integer from " .. min .. " to 65535")
+    argerror(2, fname, "port must be an integer from " .. min .. " to 65535", 4)
   end
 end
 
 local function check_opts(opts, n, fname)
   if opts ~= nil and type(opts) ~= "table" then
-    argerror(n, fname, "table expected, got " .. type(opts))
+    argerror(n, fname, "table expected, got " .. type(opts), 4)
   end
   return opts or {}
 end

@@ -63,8 +63,13 @@ valgrind: all
 	  --trace-children-skip='*/python3*,*/nginx,*/openssl,*/timeout,*/node' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
+# every benchmark beside its peers: core (W1-W4), HTTP (W5, W6), TCP and
+# threads; BENCH_RUNS repetitions of each (median shown)
+BENCH_RUNS ?= 3
 bench: all
-	$(LUA_ENV) sh bench/run.sh
+	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
+	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
+	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

@@ -63,6 +63,7 @@ build = {
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
+    ["aio.background"] = "lua/aio/background.lua",
     ["aio.compose"] = "lua/aio/compose.lua",
     ["aio.dns"] = "lua/aio/dns.lua",
     ["aio.fs"] = "lua/aio/fs.lua",

@@ -18,39 +18,13 @@
 -- Bounded in time: a watchdog task exits with status 3 after BENCH_TIMEOUT
 -- seconds (default 120).
 
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
+local result = require("benchlib").result
 
 local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
-
-local function peak_rss_kb()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return -1 end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmHWM:%s*(%d+)")) or -1
-end
-
-local function result(t)
-  local order = { "peer", "wl", "n", "secs", "rate", "unit", "rss_kb", "ok" }
-  t.rss_kb = peak_rss_kb()
-  t.secs = string.format("%.4f", t.secs)
-  t.rate = string.format("%.0f", t.rate)
-  t.ok = t.ok and 1 or 0
-  local parts, seen = {}, {}
-  for _, k in ipairs(order) do
-    parts[#parts + 1] = k .. "=" .. tostring(t[k])
-    seen[k] = true
-  end
-  local rest = {}
-  for k in pairs(t) do if not seen[k] then rest[#rest + 1] = k end end
-  table.sort(rest)
-  for _, k in ipairs(rest) do parts[#parts + 1] = k .. "=" .. tostring(t[k]) end
-  io.stdout:write("RESULT ", table.concat(parts, " "), "\n")
-  io.stdout:flush()
-end
 
 local wl, url = arg[1], arg[2]
 if (wl ~= "w5" and wl ~= "w6") or not url then

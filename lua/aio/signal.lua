@@ -3,6 +3,7 @@
 -- spawns the handlers, so they run like any other task. See LICENSE
 
 local core = require "aio.core"
+local background = require "aio.background"
 
 local csignal = core.signal
 local watch, canonical = csignal.watch, csignal.name
@@ -13,7 +14,7 @@ local UNCATCHABLE = {
   SIGKILL = true, SIGSTOP = true,
   SIGSEGV = true, SIGBUS = true, SIGFPE = true, SIGILL = true,
 }
-local spawn, current, is_error = core.spawn, core.current, core.is_error
+local spawn, is_error = core.spawn, core.is_error
 
 local M = {}
 
@@ -68,15 +69,10 @@ end
 --- Stops handling the signal (handlers already started go on). In a task
 --- it also waits for the registration's task to end. Harmless when
 --- repeated.
+local function stop(reg) reg._watcher:close() end
+
 function Registration:close()
-  if self._closed then return end
-  self._closed = true
-  self._watcher:close()
-  local t = self._task
-  local me = current()
-  if me and me ~= t and not t:done() and coroutine.isyieldable() then
-    t:await()
-  end
+  background.close(self, stop)
 end
 
 Registration.__close = Registration.close

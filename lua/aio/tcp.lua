@@ -3,6 +3,7 @@
 -- the kernel took the bytes (backpressure). See LICENSE
 
 local core = require "aio.core"
+local background = require "aio.background"
 local dns = require "aio.dns"
 
 local ctcp = core.tcp
@@ -171,15 +172,10 @@ end
 --- Stops accepting connections (connections being served go on; see
 --- wait_closed). In a task, also waits for the accepting task to end.
 --- Harmless when repeated.
+local function stop(srv) srv._listener:close() end
+
 function Server:close()
-  if self._closed then return end
-  self._closed = true
-  self._listener:close()
-  local t = self._task
-  local me = current()
-  if me and me ~= t and not t:done() and coroutine.isyieldable() then
-    t:await()
-  end
+  background.close(self, stop)
 end
 
 --- Suspends until every connection being served has ended (their handlers

@@ -128,12 +128,6 @@ static void task_step (Loop *loop, Task *t) {
 }
 
 
-/* Runs the tasks that are ready now; those made ready meanwhile wait for
-** the next round. */
-static void run_round (Loop *loop) {
-  uint32_t n = loop->rcount;
-  while (n-- > 0 && loop->rcount > 0) task_step(loop, ready_pop(loop));
-}
 
 
 /* Calls the pending on_done callbacks, each protected; errors are
@@ -176,6 +170,28 @@ static void poll_io (Loop *loop, uv_run_mode mode) {
   aio__timers_expire(loop);
   loop->since_poll = 0;
   loop->poll_tick = coarse_tick();
+}
+
+
+/* Is it time for a non-blocking poll (POLL_EVERY resumes, or a coarse
+** clock tick, since the last one)? */
+static int poll_due (Loop *loop) {
+  return loop->since_poll >= POLL_EVERY || coarse_tick() != loop->poll_tick;
+}
+
+
+/*
+** Runs the tasks that are ready now; those made ready meanwhile (by them,
+** or by I/O and deadlines) wait for the next round. A long round polls
+** I/O as it goes, so a burst of thousands of ready tasks does not hold
+** sockets back until it ends.
+*/
+static void run_round (Loop *loop) {
+  uint32_t n = loop->rcount;
+  while (n-- > 0 && loop->rcount > 0) {
+    task_step(loop, ready_pop(loop));
+    if (n > 0 && poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
+  }
 }
 
 
@@ -274,8 +290,7 @@ int aio__run_loop (lua_State *L, Loop *loop, Task *until) {
     if (loop->interrupted > 1 && loop->stopping) return 1;
     if (loop->rcount > 0) {
       run_round(loop);
-      if (loop->since_poll >= POLL_EVERY || coarse_tick() != loop->poll_tick)
-        poll_io(loop, UV_RUN_NOWAIT);
+      if (poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
     }
     else if (loop->ncallbacks == 0) poll_blocking(L, loop);
   }

@@ -164,6 +164,9 @@ typedef struct HttpRequest {
   CURLU *url;                /* the parsed URL curl reads */
   char *buf;                 /* body bytes received and not taken yet */
   size_t off, len, cap;      /* buf[off..len) is unread */
+  char *hbuf;                /* header lines of the latest response */
+  size_t hlen, hcap;
+  uint8_t hdone;             /* its header block has ended */
   curl_off_t received;       /* body bytes received in all */
   curl_off_t max_body;       /* -1: no limit */
   const char *body;          /* request body (user value 2) */

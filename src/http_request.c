@@ -49,6 +49,10 @@ static void release (HttpRequest *r) {
   free(r->buf);
   r->buf = NULL;
   r->off = r->len = r->cap = 0;
+  free(r->hbuf);
+  r->hbuf = NULL;
+  r->hlen = r->hcap = 0;
+  r->hdone = 0;
 }
 
 
@@ -124,15 +128,43 @@ static int final_headers (HttpRequest *r) {
 }
 
 
-/* CURLOPT_HEADERFUNCTION: a header line. Only the blank line ending a
-** block matters (a streamed response is handed over there); curl keeps
-** the headers for curl_easy_nextheader. */
+/* Keeps a header line of the latest response block (curl's own header
+** API walks its whole list for each header: quadratic). 0: no memory. */
+static int keep_header (HttpRequest *r, const char *p, size_t n) {
+  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {   /* a new response block */
+    r->hlen = 0;
+    r->hdone = 0;
+    return 1;
+  }
+  if (r->hdone) return 1;                        /* trailers: not kept */
+  if (r->hlen + n > r->hcap) {
+    size_t cap = r->hcap ? r->hcap * 2 : 512;
+    char *b;
+    while (cap < r->hlen + n) cap *= 2;
+    b = (char *)realloc(r->hbuf, cap);
+    if (b == NULL) return 0;
+    r->hbuf = b;
+    r->hcap = cap;
+  }
+  memcpy(r->hbuf + r->hlen, p, n);
+  r->hlen += n;
+  return 1;
+}
+
+
+/* CURLOPT_HEADERFUNCTION: a header line, kept for the Response; the blank
+** line ending a block hands a streamed response over. */
 static size_t on_header (char *p, size_t size, size_t n, void *ud) {
   HttpRequest *r = (HttpRequest *)ud;
   size_t len = size * n;
+  int blank = len == 0 || p[0] == '\r' || p[0] == '\n';
   if (r->read_ns > 0) r->last_ns = aio__hrtime();
-  if (r->stream && !r->ready && (len == 0 || p[0] == '\r' || p[0] == '\n')
-      && final_headers(r)) {
+  if (blank) r->hdone = 1;
+  else if (!keep_header(r, p, len)) {
+    if (r->fail == HTTP_F_NONE) r->fail = HTTP_F_NOMEM;
+    return 0;
+  }
+  if (r->stream && !r->ready && blank && final_headers(r)) {
     r->ready = 1;
     if (r->task != NULL) aio__task_wake(r->m->loop, r->task, AIO_WAKE_OK);
   }

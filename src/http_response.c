@@ -38,31 +38,71 @@ static const char *version_name (long v) {
 }
 
 
+/* Sets hdrs[lower(name)] (the name on top, popped) to the value on top
+** (popped), joined with ", " to the value it has already. */
+static void join_header (lua_State *L, int hdrs) {
+  lua_pushvalue(L, -2);                             /* name value name */
+  if (lua_rawget(L, hdrs) == LUA_TSTRING) {         /* name value old */
+    lua_insert(L, -2);
+    lua_pushliteral(L, ", ");
+    lua_insert(L, -2);
+    lua_concat(L, 3);                               /* name joined */
+  }
+  else lua_pop(L, 1);
+  lua_rawset(L, hdrs);
+}
+
+
+/* The span [*b, *e) without the blanks around it. */
+static void trim (const char **b, const char **e) {
+  while (*b < *e && (**b == ' ' || **b == '\t')) (*b)++;
+  while (*e > *b && ((*e)[-1] == ' ' || (*e)[-1] == '\t' ||
+                     (*e)[-1] == '\r' || (*e)[-1] == '\n')) (*e)--;
+}
+
+
 /*
-** Pushes the headers of the final response of `r` into the tables at
+** Pushes the headers of the final response of `r` (the lines curl handed
+** to the header callback, split at the first colon) into the tables at
 ** `hdrs` (lower-cased name -> value, repeats joined with ", ") and `flat`
-** ({name1, value1, name2, ...} as received).
+** ({name1, value1, name2, ...} as received). A folded line (starting with
+** a blank) continues the previous value.
 */
 static void push_headers (lua_State *L, HttpRequest *r, int hdrs, int flat) {
-  struct curl_header *h = NULL;
+  const char *p = r->hbuf, *end = r->hbuf + r->hlen;
   lua_Integer n = 0;
-  while ((h = curl_easy_nextheader(r->easy, CURLH_HEADER, -1, h)) != NULL) {
-    lua_pushstring(L, h->name);
-    lua_rawseti(L, flat, ++n);
-    lua_pushstring(L, h->value);
-    lua_rawseti(L, flat, ++n);
-    push_lower(L, h->name);                         /* name */
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, hdrs) == LUA_TSTRING) {       /* name old */
-      lua_pushliteral(L, ", ");
-      lua_pushstring(L, h->value);
-      lua_concat(L, 3);                             /* name joined */
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *line_end = eol != NULL ? eol + 1 : end;
+    const char *colon = memchr(p, ':', (size_t)(line_end - p));
+    const char *vb, *ve = line_end;
+    if ((*p == ' ' || *p == '\t') && n > 0) {      /* folded */
+      vb = p;
+      trim(&vb, &ve);
+      lua_rawgeti(L, flat, n);
+      lua_pushliteral(L, " ");
+      lua_pushlstring(L, vb, (size_t)(ve - vb));
+      lua_concat(L, 3);
+      lua_rawseti(L, flat, n);
     }
-    else {
-      lua_pop(L, 1);
-      lua_pushstring(L, h->value);                  /* name value */
+    else if (colon != NULL && colon > p) {
+      const char *nb = p, *ne = colon;
+      vb = colon + 1;
+      trim(&nb, &ne);
+      trim(&vb, &ve);
+      lua_pushlstring(L, nb, (size_t)(ne - nb));
+      lua_rawseti(L, flat, ++n);
+      lua_pushlstring(L, vb, (size_t)(ve - vb));
+      lua_rawseti(L, flat, ++n);
     }
-    lua_rawset(L, hdrs);
+    p = line_end;
+  }
+  for (lua_Integer i = 1; i < n; i += 2) {          /* the joined view */
+    lua_rawgeti(L, flat, i);
+    push_lower(L, lua_tostring(L, -1));
+    lua_remove(L, -2);                              /* lname */
+    lua_rawgeti(L, flat, i + 1);                    /* lname value */
+    join_header(L, hdrs);
   }
 }
 

@@ -60,28 +60,35 @@ static void release (HttpRequest *r) {
 ** curl callbacks (no Lua in here)
 ** ------------------------------------------------------------------- */
 
+/* Appends n bytes at p to the growable buffer (*buf, *len, *cap), doubling
+** it from `first` bytes as needed; 0 when out of memory. */
+static int grow_append (char **buf, size_t *len, size_t *cap, size_t first,
+                        const char *p, size_t n) {
+  if (*len + n > *cap) {
+    size_t c = *cap ? *cap : first;
+    char *b;
+    while (c < *len + n) c *= 2;
+    b = (char *)realloc(*buf, c);
+    if (b == NULL) return 0;
+    *buf = b;
+    *cap = c;
+  }
+  memcpy(*buf + *len, p, n);
+  *len += n;
+  return 1;
+}
+
+
 /* Appends to the body buffer; 0 when out of memory. */
 static int buf_append (HttpRequest *r, const char *p, size_t n) {
   if (r->off > 0 && r->off == r->len) r->off = r->len = 0;
-  if (r->len + n > r->cap) {
-    size_t cap = r->cap ? r->cap : 1024;
-    char *b;
-    if (r->off > 0) {       /* slide the unread part to the front first */
-      memmove(r->buf, r->buf + r->off, r->len - r->off);
-      r->len -= r->off;
-      r->off = 0;
-    }
-    while (cap < r->len + n) cap *= 2;
-    if (cap > r->cap) {
-      b = (char *)realloc(r->buf, cap);
-      if (b == NULL) return 0;
-      r->buf = b;
-      r->cap = cap;
-    }
+  if (r->off > 0 && r->len + n > r->cap) {
+    /* slide the unread part to the front before growing */
+    memmove(r->buf, r->buf + r->off, r->len - r->off);
+    r->len -= r->off;
+    r->off = 0;
   }
-  memcpy(r->buf + r->len, p, n);
-  r->len += n;
-  return 1;
+  return grow_append(&r->buf, &r->len, &r->cap, 1024, p, n);
 }
 
 
@@ -137,18 +144,7 @@ static int keep_header (HttpRequest *r, const char *p, size_t n) {
     return 1;
   }
   if (r->hdone) return 1;                        /* trailers: not kept */
-  if (r->hlen + n > r->hcap) {
-    size_t cap = r->hcap ? r->hcap * 2 : 512;
-    char *b;
-    while (cap < r->hlen + n) cap *= 2;
-    b = (char *)realloc(r->hbuf, cap);
-    if (b == NULL) return 0;
-    r->hbuf = b;
-    r->hcap = cap;
-  }
-  memcpy(r->hbuf + r->hlen, p, n);
-  r->hlen += n;
-  return 1;
+  return grow_append(&r->hbuf, &r->hlen, &r->hcap, 512, p, n);
 }
 
 

@@ -128,6 +128,22 @@ describe("aio.as_completed", function()
     pcall(slow.await, slow)
   end))
 
+  it("releases a task iterating when another task closes the iteration", H.async(function()
+    local slow = aio.spawn(after(5, "slow"))
+    local _, _, _, watch = aio.as_completed({slow})
+    local iterating = aio.spawn(function()
+      for _ in aio.as_completed({slow}) do end
+    end)
+    local waiter = aio.spawn(function() return watch:next() end)
+    aio.sleep(0)
+    watch:close()
+    H.raises("closed", waiter.await, waiter)
+    iterating:cancel()
+    slow:cancel()
+    pcall(iterating.await, iterating)
+    pcall(slow.await, slow)
+  end))
+
   it("stops watching when the loop is left early", H.async(function()
     local tasks = {aio.spawn(after(0, 1)), aio.spawn(after(0.01, 2))}
     for _ in aio.as_completed(tasks) do break end

@@ -127,6 +127,8 @@ static int watch_close (lua_State *L) {
   if (w->closed) return 0;
   w->closed = 1;
   for (i = 0; i < w->n; i++) link_remove(&w->nodes[i].w.link);
+  if (w->waiter != NULL)      /* closed by another task while it waits */
+    aio__task_wake(aio__loop(L), w->waiter, AIO_WAKE_CLOSED);
   return 0;
 }
 

@@ -304,6 +304,7 @@ typedef struct Loop {
   int running;            /* inside aio.run */
   int stopping;           /* main task finished: shutting down */
   int interrupted;        /* SIGINTs received */
+  int owns_sigint;        /* this run handles SIGINT (see loop.c) */
   int debug;              /* debug mode */
   double slow;            /* debug: warn past this many seconds */
 } Loop;

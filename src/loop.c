@@ -26,8 +26,10 @@ static struct sigaction saved_sigint, uv_sigint;
 /* SIGINTs delivered, and how many of them the loop has seen. */
 static volatile sig_atomic_t sigints_raw, sigints_seen;
 
-/* The loop inside aio.run (for the signal handler). */
-static Loop *volatile sigint_loop;
+/* The loop whose aio.run handles SIGINT (for the signal handler): the
+** first run of the process that is going on (another Lua state may run a
+** loop in another thread at the same time; it leaves SIGINT alone). */
+static Loop *sigint_loop;
 
 
 /* A hook that raises `interrupted` in the task that blocks the loop. */
@@ -51,7 +53,7 @@ static void interrupt_hook (lua_State *L, lua_Debug *ar) {
 */
 static void sigint_guard (int signum, siginfo_t *info, void *ctx) {
   int pending = ++sigints_raw - sigints_seen;
-  Loop *loop = sigint_loop;
+  Loop *loop = __atomic_load_n(&sigint_loop, __ATOMIC_ACQUIRE);
   if (pending == 2 && loop != NULL && loop->current != NULL &&
       loop->current->co != NULL)
     lua_sethook(loop->current->co, interrupt_hook,
@@ -227,18 +229,25 @@ static void run_begin (lua_State *L, Loop *loop) {
   loop->core_handle.on_close = NULL;
   uv_timer_init(&loop->uv, &loop->timer);
   loop->timer.data = &loop->core_handle;
-  sigaction(SIGINT, NULL, &saved_sigint);
-  uv_signal_init(&loop->uv, &loop->sigint);
-  loop->sigint.data = &loop->core_handle;
-  uv_signal_start(&loop->sigint, on_sigint, SIGINT);
-  uv_unref((uv_handle_t *)&loop->sigint);
-  sigints_raw = sigints_seen = 0;
-  sigint_loop = loop;
-  if (sigaction(SIGINT, NULL, &uv_sigint) == 0) {
-    struct sigaction guard = uv_sigint;
-    guard.sa_sigaction = sigint_guard;
-    guard.sa_flags |= SA_SIGINFO;
-    sigaction(SIGINT, &guard, NULL);
+  loop->owns_sigint = 0;
+  {
+    Loop *none = NULL;
+    if (__atomic_compare_exchange_n(&sigint_loop, &none, loop, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      loop->owns_sigint = 1;
+      sigaction(SIGINT, NULL, &saved_sigint);
+      uv_signal_init(&loop->uv, &loop->sigint);
+      loop->sigint.data = &loop->core_handle;
+      uv_signal_start(&loop->sigint, on_sigint, SIGINT);
+      uv_unref((uv_handle_t *)&loop->sigint);
+      sigints_raw = sigints_seen = 0;
+      if (sigaction(SIGINT, NULL, &uv_sigint) == 0) {
+        struct sigaction guard = uv_sigint;
+        guard.sa_sigaction = sigint_guard;
+        guard.sa_flags |= SA_SIGINFO;
+        sigaction(SIGINT, &guard, NULL);
+      }
+    }
   }
   loop->running = 1;
   loop->stopping = 0;
@@ -315,8 +324,11 @@ static void close_loop (Loop *loop) {
   loop->armed = 0;
   loop->rcount = 0;
   loop->rhead = 0;
-  sigint_loop = NULL;
-  sigaction(SIGINT, &saved_sigint, NULL);
+  if (loop->owns_sigint) {
+    loop->owns_sigint = 0;
+    sigaction(SIGINT, &saved_sigint, NULL);
+    __atomic_store_n(&sigint_loop, NULL, __ATOMIC_RELEASE);
+  }
 }
 
 

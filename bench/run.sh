@@ -101,13 +101,21 @@ for wl in $WLS; do
         awk -v l="$l" -v a="$a" -v b="$b" 'BEGIN{printf "  %-16s %6.0f B\n", l, (b-a)*1024/100000}'
       done
       if [ "$BIG" = 1 ]; then
+        # 1,000,000 tasks: the first large allocation after a pause costs
+        # more page faults on a VM, so an uncounted plain-Lua run warms the
+        # memory up, then the clients take turns, RUNS rounds.
+        lua5.4 "$PEERS/lua_limit.lua" w2 1000000 >/dev/null 2>&1
         RUNS_SAVED=$RUNS; RUNS=1
-        run "w2-1M/aio" lua5.4 bench/aio_bench.lua w2 1000000
-        case " $LUA_PEERS " in *" luv "*) run "w2-1M/luv" lua5.4 "$PEERS/luv_bench.lua" w2 1000000 ;; esac
-        case " $LUA_PEERS " in *" cqueues "*) run "w2-1M/cqueues" lua5.4 "$PEERS/cqueues_bench.lua" w2 1000000 ;; esac
-        if command -v node >/dev/null; then run "w2-1M/node" node "$PEERS/node_bench.mjs" w2 1000000; fi
+        r=0
+        while [ "$r" -lt "$RUNS_SAVED" ]; do
+          run "w2-1M/aio" lua5.4 bench/aio_bench.lua w2 1000000
+          case " $LUA_PEERS " in *" luv "*) run "w2-1M/luv" lua5.4 "$PEERS/luv_bench.lua" w2 1000000 ;; esac
+          case " $LUA_PEERS " in *" cqueues "*) run "w2-1M/cqueues" lua5.4 "$PEERS/cqueues_bench.lua" w2 1000000 ;; esac
+          if command -v node >/dev/null; then run "w2-1M/node" node "$PEERS/node_bench.mjs" w2 1000000; fi
+          r=$((r + 1))
+        done
         RUNS=$RUNS_SAVED
-        table w2-1M secs "seconds for 1,000,000 tasks, 1 run" luv cqueues node
+        table w2-1M secs "seconds for 1,000,000 tasks" luv cqueues node
       fi ;;
     w3|w3one|w4)
       unit=items/s; [ "$wl" = w4 ] && unit=acq/s

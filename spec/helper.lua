@@ -13,8 +13,10 @@ local H = {}
 --- Seconds a test body may take before it fails (AIO_TEST_DEADLINE).
 H.DEADLINE = tonumber(os.getenv("AIO_TEST_DEADLINE") or "") or 20
 
--- Running under a sanitizer or valgrind makes everything slower.
-H.SLOW = os.getenv("AIO_SANITIZE") ~= nil or os.getenv("AIO_VALGRIND") ~= nil
+-- Running under a sanitizer or valgrind makes everything slower; valgrind
+-- also runs one thread at a time.
+H.VALGRIND = os.getenv("AIO_VALGRIND") ~= nil
+H.SLOW = os.getenv("AIO_SANITIZE") ~= nil or H.VALGRIND
 if H.SLOW then H.DEADLINE = H.DEADLINE * 5 end
 
 local function describe_tasks(list)

@@ -126,7 +126,10 @@ describe("aio.to_thread", function()
     pcall(ticker.await, ticker)
     assert.is_true(sum > 0)
     assert.is_true(dt >= 0.1, "the thread ran " .. dt .. " s")  -- CPU time
-    assert.is_true(ticks >= 10, "only " .. ticks .. " ticks in " .. dt .. " s")
+    -- (valgrind runs one thread at a time: the ticker cannot run then)
+    if not H.VALGRIND then
+      assert.is_true(ticks >= 10, "only " .. ticks .. " ticks in " .. dt .. " s")
+    end
   end))
 
   it("reuses its Lua states from a pool", H.async(function()

@@ -345,7 +345,7 @@ void aio__push_cancel_error (lua_State *L, int idx, Task *t);
 int aio__cancel_pending (Task *t);
 int aio__task_cancel (lua_State *L, Loop *loop, Task *t, int reason);
 void aio__task_finish (Loop *loop, Task *t, int nres);
-void aio__task_kill (Loop *loop, Task *t, int err);
+void aio__task_kill (Loop *loop, Task *t);
 int aio__task_results (lua_State *L, int idx);
 Task *aio__checktask (lua_State *L, int idx);
 Task *aio__totask (lua_State *L, int idx);

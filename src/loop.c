@@ -275,7 +275,7 @@ static void cancel_all (lua_State *L, Loop *loop, int kill) {
                        "interrupted again while shutting down");
         if (t->flags & AIO_TF_INREADY) t->state = AIO_TASK_WAITING;
         aio__task_disarm(loop, t);
-        aio__task_kill(loop, t, 1);
+        aio__task_kill(loop, t);
       }
     }
     lua_pop(L, 1);

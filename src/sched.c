@@ -113,13 +113,13 @@ static void task_step (Loop *loop, Task *t) {
       aio__error_new(L, "usage", "a task yielded to the scheduler with "
                      "coroutine.yield outside any coroutine of its own; "
                      "use aio.sleep(0) to let other tasks run");
-      aio__task_kill(loop, t, 1);
+      aio__task_kill(loop, t);
     }
   }
   else if (status == LUA_OK) aio__task_finish(loop, t, nres);
   else {
     lua_xmove(co, L, 1);
-    aio__task_kill(loop, t, 1);
+    aio__task_kill(loop, t);
   }
   if (loop->debug) {
     double secs = (double)(aio__hrtime() - t0) / AIO_NS;

@@ -455,10 +455,9 @@ void aio__task_finish (Loop *loop, Task *t, int nres) {
 ** coroutine (running pending to-be-closed variables) and finishes it with
 ** the error on top of loop->L (popped).
 */
-void aio__task_kill (Loop *loop, Task *t, int err) {
+void aio__task_kill (Loop *loop, Task *t) {
   lua_State *L = loop->L;
   lua_State *co = t->co;
-  (void)err;
   lua_settop(co, 0);
   aio_closethread(co, L);
   lua_settop(co, 0);

@@ -24,29 +24,10 @@ local function documented(full)
   return false
 end
 
--- Public functions of a table: string keys not starting with "_".
-local function functions_of(t)
-  local names = {}
-  for k, v in pairs(t) do
-    if type(k) == "string" and not k:match("^_") and type(v) == "function" then
-      names[#names + 1] = k
-    end
-  end
-  table.sort(names)
-  return names
-end
+local functions_of = H.functions_of
 
--- The methods of an object: its __index table, or the table a C __index
--- function looks methods up in (one of its upvalues).
 local function methods_of(obj)
-  local idx = getmetatable(obj).__index
-  if type(idx) == "function" then
-    for i = 1, 4 do
-      local _, v = debug.getupvalue(idx, i)
-      if type(v) == "table" then idx = v break end
-    end
-  end
-  return functions_of(idx)
+  return functions_of(H.method_table(obj))
 end
 
 local missing = {}
@@ -58,9 +39,7 @@ end
 
 describe("the README reference", function()
   it("has a heading for every module function", function()
-    -- load every name the façade provides lazily (its __index's map)
-    local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)
-    for name in pairs(lazy) do local _ = aio[name] end
+    H.load_all(aio)
     need(functions_of(aio), "aio.")
     for _, m in ipairs({"http", "fs", "tcp", "dns", "process"}) do
       need(functions_of(aio[m]), "aio." .. m .. ".")

@@ -131,6 +131,38 @@ function H.rmtree(dir)
   os.execute("rm -rf '" .. dir .. "'")
 end
 
+--- Public functions of table `t` (string keys not starting with "_"), as
+--- a sorted array of names.
+function H.functions_of(t)
+  local names = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" and not k:match("^_") and type(v) == "function" then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+--- The method table of an object: its __index table, or the table a C
+--- __index function looks methods up in (one of its upvalues).
+function H.method_table(obj)
+  local idx = getmetatable(obj).__index
+  if type(idx) == "function" then
+    for i = 1, 4 do
+      local _, v = debug.getupvalue(idx, i)
+      if type(v) == "table" then return v end
+    end
+  end
+  return idx
+end
+
+--- Loads every name the aio façade provides lazily (its __index's map).
+function H.load_all(aio)
+  local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)
+  for name in pairs(lazy) do local _ = aio[name] end
+end
+
 --- The package paths of this process, as environment assignments for a
 --- child lua5.4 that must find the same aio.
 function H.lua_env()

@@ -24,31 +24,15 @@ end
 -- (with the object they belong to).
 local function callables(objects)
   local list = {}
-  local function add_table(prefix, t)
-    for k, v in pairs(t) do
-      if type(k) == "string" and not k:match("^_") and type(v) == "function" then
-        list[#list + 1] = {name = prefix .. k, fn = v}
-      end
+  local function add(prefix, t, self)
+    for _, k in ipairs(H.functions_of(t)) do
+      list[#list + 1] = {name = prefix .. k, fn = t[k], self = self}
     end
   end
-  local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)
-  for name in pairs(lazy) do local _ = aio[name] end
-  add_table("aio.", aio)
-  for _, m in ipairs({"http", "fs", "tcp", "dns", "process"}) do add_table("aio." .. m .. ".", aio[m]) end
-  for oname, obj in pairs(objects) do
-    local idx = getmetatable(obj).__index
-    if type(idx) == "function" then
-      for i = 1, 4 do
-        local _, v = debug.getupvalue(idx, i)
-        if type(v) == "table" then idx = v break end
-      end
-    end
-    for k, v in pairs(idx) do
-      if type(k) == "string" and not k:match("^_") and type(v) == "function" then
-        list[#list + 1] = {name = oname .. ":" .. k, fn = v, self = obj}
-      end
-    end
-  end
+  H.load_all(aio)
+  add("aio.", aio)
+  for _, m in ipairs({"http", "fs", "tcp", "dns", "process"}) do add("aio." .. m .. ".", aio[m]) end
+  for oname, obj in pairs(objects) do add(oname .. ":", H.method_table(obj), obj) end
   table.sort(list, function(a, b) return a.name < b.name end)
   return list
 end

@@ -10,11 +10,12 @@ PKG_LIBS   := $(shell pkg-config --libs libuv libcurl 2>/dev/null || echo -luv -
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
             -Wstrict-prototypes
-CFLAGS   += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+CFLAGS   += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  += -shared $(EXTRA_LDFLAGS)
 
 BUILD    ?= build
-SRCS      = $(wildcard src/*.c)
+SRCS      = $(wildcard src/*.c src/*/*.c)
+HDRS      = $(wildcard src/*.h src/*/*.h)
 OBJS      = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE      = $(BUILD)/aio/core.so
 
@@ -26,7 +27,7 @@ LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
 
 all: $(CORE)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

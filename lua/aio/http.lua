@@ -408,18 +408,7 @@ local SPEC_OPTS = { follow_redirects = true, max_redirects = true,
   verify = true, ca_file = true, auth = true, proxy = true, stream = true,
   max_body = true, http_version = true, decompress = true, timeout = true }
 
--- Live engines of the current run, closed when it ends.
-local live = setmetatable({}, { __mode = "k" })
-local hooked = -1          -- generation of the run whose hook is set
-local default              -- the default session of the current run
-
-local function close_all()
-  local list = {}
-  for eng in pairs(live) do list[#list + 1] = eng end
-  for _, eng in ipairs(list) do eng:close() end
-  live = setmetatable({}, { __mode = "k" })
-  default = nil
-end
+local default              -- the default session (of the current run)
 
 -- Fills spec fields from options `o` (session or request options).
 local function fill_spec(spec, o, n, fname)
@@ -523,18 +512,13 @@ function http.Session(opts)
   return self
 end
 
--- The engine of this session for the current run (made on first use).
+-- The engine of this session (made on first use; the end of the run that
+-- made it closes it, and the session with it).
 local function engine(self)
   local eng = self._eng
   if eng ~= nil then return eng end
-  local gen = core.stats().generation
-  if hooked ~= gen then
-    core.at_exit(close_all)
-    hooked = gen
-  end
   eng = core.http_engine({ max_connections = self.max_connections,
     max_per_host = self.max_per_host, cookies = self.cookies }, Response, HeadersMT)
-  live[eng] = true
   self._eng = eng
   return eng
 end
@@ -751,8 +735,12 @@ end
 --- when aio.run returns).
 ---@return aio.http.Session
 function http.session()
-  if default == nil or default._closed then default = http.Session() end
-  return default
+  local s = default
+  if s == nil or s._closed or (s._eng ~= nil and s._eng:closed()) then
+    s = http.Session()
+    default = s
+  end
+  return s
 end
 
 --- Sends a request with the default session (suspends).
@@ -767,9 +755,7 @@ end
 for _, verb in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
   local call = Session[verb]
   http[verb] = function(url, opts)
-    local s = default
-    if s == nil or s._closed then s = http.session() end
-    return call(s, url, opts)
+    return call(http.session(), url, opts)
   end
 end
 

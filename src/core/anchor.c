@@ -1,0 +1,61 @@
+/*
+** anchor.c
+** Anchors: an array table keeps objects reachable while C code holds raw
+** pointers to them; freed slots are reused.
+** See LICENSE
+*/
+
+#include <stdlib.h>
+
+#include "core.h"
+
+
+/* Anchors the value at `idx`; returns its slot (> 0). */
+uint32_t aio__anchor (lua_State *L, Loop *loop, int idx) {
+  Anchors *a = &loop->anchors;
+  uint32_t slot;
+  idx = lua_absindex(L, idx);
+  if (a->nfree > 0) slot = a->free[--a->nfree];
+  else slot = ++a->nslots;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  return slot;
+}
+
+
+/* Releases `slot` (0: none). Never raises and never allocates Lua memory
+** (it runs in libuv callbacks). */
+void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot) {
+  Anchors *a = &loop->anchors;
+  if (slot == 0) return;
+  if (a->nfree == a->cap) {
+    uint32_t cap = a->cap ? a->cap * 2 : 256;
+    uint32_t *f = realloc(a->free, cap * sizeof *f);
+    if (f == NULL) return;  /* keep the slot occupied rather than lose it */
+    a->free = f;
+    a->cap = cap;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  a->free[a->nfree++] = slot;
+}
+
+
+/* Pushes the value anchored in `slot` (nil if none). */
+void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot) {
+  (void)loop;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  lua_rawgeti(L, -1, slot);
+  lua_remove(L, -2);
+}
+
+
+void aio__anchors_free (Anchors *a) {
+  free(a->free);
+  a->free = NULL;
+  a->nfree = a->cap = 0;
+}

@@ -1,0 +1,306 @@
+/*
+** sched.c
+** The scheduler: the ready queue, drained in rounds, the one place where
+** task coroutines are resumed, and the policy that interleaves rounds with
+** polling libuv for I/O and timers.
+** See LICENSE
+*/
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core.h"
+
+/* Poll I/O between rounds at least after this many resumes, or whenever
+** the coarse clock ticked (a few ms) since the last poll. */
+#define POLL_EVERY 256
+
+
+/* ---------------------------------------------------------------------
+** Ready queue: a ring buffer of tasks (capacity a power of two)
+** ------------------------------------------------------------------- */
+
+static void ready_grow (ReadyQueue *q) {
+  uint32_t cap = q->cap ? q->cap * 2 : 256;
+  uint32_t i;
+  Task **r = malloc(cap * sizeof *r);
+  if (r == NULL) abort();  /* the queue must not lose a task */
+  for (i = 0; i < q->count; i++)
+    r[i] = q->ring[(q->head + i) & (q->cap - 1)];
+  free(q->ring);
+  q->ring = r;
+  q->cap = cap;
+  q->head = 0;
+}
+
+
+/* Appends `t` to the ready queue unless it already has an entry there. */
+void aio__ready_push (Loop *loop, Task *t) {
+  ReadyQueue *q = &loop->ready;
+  if (t->flags & AIO_TF_INREADY) return;
+  if (q->count == q->cap) ready_grow(q);
+  q->ring[(q->head + q->count) & (q->cap - 1)] = t;
+  q->count++;
+  t->flags |= AIO_TF_INREADY;
+}
+
+
+/* Removes the queue entry of `t` (a task that finished while it had one). */
+void aio__ready_remove (Loop *loop, Task *t) {
+  ReadyQueue *q = &loop->ready;
+  uint32_t i, j = 0, mask = q->cap - 1;
+  for (i = 0; i < q->count; i++) {
+    Task *e = q->ring[(q->head + i) & mask];
+    if (e != t) q->ring[(q->head + j++) & mask] = e;
+  }
+  q->count = j;
+  t->flags &= ~AIO_TF_INREADY;
+}
+
+
+static Task *ready_pop (ReadyQueue *q) {
+  Task *t = q->ring[q->head];
+  q->head = (q->head + 1) & (q->cap - 1);
+  q->count--;
+  t->flags &= ~AIO_TF_INREADY;
+  return t;
+}
+
+
+void aio__ready_free (ReadyQueue *q) {
+  free(q->ring);
+  q->ring = NULL;
+  q->head = q->count = q->cap = 0;
+}
+
+
+/* ---------------------------------------------------------------------
+** Resuming a task
+** ------------------------------------------------------------------- */
+
+/* A task cancelled before it ever ran finishes without running. */
+static void finish_unstarted (lua_State *L, Loop *loop, Task *t) {
+  aio__push_anchored(L, loop, t->anchor);
+  aio__push_cancel_error(L, -1, t);
+  lua_remove(L, -2);
+  lua_settop(t->co, 0);
+  lua_pushboolean(t->co, 0);
+  lua_xmove(L, t->co, 1);
+  aio__task_finish(loop, t, 2);
+}
+
+
+/*
+** Resumes task `t` once: the only call of lua_resume on a task's
+** coroutine. The task runs until it suspends (yields the token), returns
+** or fails; what it yields otherwise ends it with a `usage` error.
+*/
+static void task_step (Loop *loop, Task *t) {
+  lua_State *L = loop->L;
+  lua_State *co = t->co;
+  int nargs, nres, status;
+  uint64_t t0 = 0;
+  if (t->state == AIO_TASK_NEW) {
+    if (t->flags & AIO_TF_CANCEL) { finish_unstarted(L, loop, t); return; }
+    nargs = lua_gettop(co) - 1;
+  }
+  else if (t->state == AIO_TASK_READY) nargs = t->nargs;
+  else return;  /* a stale entry (see AIO_WAKE_ABORT in coro.c) */
+  t->nargs = 0;
+  t->state = AIO_TASK_RUNNING;
+  loop->current = t;
+  if (loop->debug) t0 = aio__hrtime();
+  status = lua_resume(co, L, nargs, &nres);
+  loop->current = NULL;
+  loop->since_poll++;
+  if (status == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(co, -1) == (void *)&aio__token)
+      lua_pop(co, 1);
+    else {
+      lua_pop(co, nres);
+      aio__error_new(L, "usage", "a task yielded to the scheduler with "
+                     "coroutine.yield outside any coroutine of its own; "
+                     "use aio.sleep(0) to let other tasks run");
+      aio__task_kill(loop, t);
+    }
+  }
+  else if (status == LUA_OK) aio__task_finish(loop, t, nres);
+  else {
+    lua_xmove(co, L, 1);
+    aio__task_kill(loop, t);
+  }
+  if (loop->debug) {
+    double secs = (double)(aio__hrtime() - t0) / AIO_NS;
+    if (secs > loop->slow) aio__debug_slow(L, loop, t, secs);
+  }
+}
+
+
+
+
+/* Calls the pending on_done callbacks, each protected; errors are
+** reported on stderr (a callback has nobody to raise to). */
+static void run_callbacks (lua_State *L, Loop *loop) {
+  uint32_t i, n = loop->ncallbacks;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_callbacks);   /* cbs */
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__key_callbacks);
+  loop->ncallbacks = 0;
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i * 2 + 1);
+    lua_rawgeti(L, -2, (lua_Integer)i * 2 + 2);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      fprintf(stderr, "aio: an on_done callback failed: %s\n",
+              luaL_tolstring(L, -1, NULL));
+      fflush(stderr);
+      lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+
+/* ---------------------------------------------------------------------
+** Polling
+** ------------------------------------------------------------------- */
+
+static int64_t coarse_tick (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* Runs libuv once in `mode`, then fires the deadlines that passed. */
+static void poll_io (Loop *loop, uv_run_mode mode) {
+  uv_run(&loop->uv, mode);
+  loop->now = aio__hrtime();
+  aio__timers_expire(loop);
+  loop->since_poll = 0;
+  loop->poll_tick = coarse_tick();
+}
+
+
+/* Is it time for a non-blocking poll (POLL_EVERY resumes, or a coarse
+** clock tick, since the last one)? */
+static int poll_due (Loop *loop) {
+  return loop->since_poll >= POLL_EVERY || coarse_tick() != loop->poll_tick;
+}
+
+
+/*
+** Runs the tasks that are ready now; those made ready meanwhile (by them,
+** or by I/O and deadlines) wait for the next round. A long round polls
+** I/O as it goes, so a burst of thousands of ready tasks does not hold
+** sockets back until it ends.
+*/
+static void run_round (Loop *loop) {
+  uint32_t n = loop->ready.count;
+  while (n-- > 0 && loop->ready.count > 0) {
+    task_step(loop, ready_pop(&loop->ready));
+    if (n > 0 && poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
+  }
+}
+
+
+static void on_timer (uv_timer_t *h);
+
+
+/*
+** Starts the uv timer for deadline `next` (ns), unless it runs for it
+** already. libuv counts whole milliseconds from a clock it reads now and
+** then, so the timeout is rounded up by one more millisecond: it never
+** fires before `next`.
+*/
+static void arm_uv_timer (Loop *loop, uint64_t next, uint64_t now) {
+  uint64_t ms;
+  if (loop->armed == next) return;
+  ms = (next - now) / 1000000 + 2;
+  if (ms > 3600000) ms = 3600000;      /* far deadlines: check back hourly */
+  uv_update_time(&loop->uv);
+  uv_timer_start(&loop->timer, on_timer, ms, 0);
+  loop->armed = next;
+}
+
+
+/* The uv timer fired: if the earliest deadline is not due yet (it moved,
+** or libuv's clock ran ahead), the timer must run again, or the poll that
+** follows in this uv_run would block with no timeout at all. */
+static void on_timer (uv_timer_t *h) {
+  Loop *loop = aio_container_of(h, Loop, timer);
+  uint64_t next = aio__timer_next(loop), now = aio__hrtime();
+  loop->armed = 0;
+  if (next != 0 && next > now) arm_uv_timer(loop, next, now);
+}
+
+
+/*
+** Every task is waiting and nothing can wake any of them (no timer, no
+** active handle or request). Wakes the main task (all waiting tasks once
+** it is done) with AIO_WAKE_DEADLOCK, so they raise instead of hanging.
+*/
+static void deadlock (lua_State *L, Loop *loop) {
+  uint32_t i;
+  if (loop->main != NULL && !aio_task_done(loop->main) &&
+      aio__task_wake(loop, loop->main, AIO_WAKE_DEADLOCK))
+    return;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  for (i = 1; i <= loop->anchors.nslots; i++) {
+    Task *t;
+    lua_rawgeti(L, -1, i);
+    t = aio__totask(L, -1);
+    if (t != NULL) aio__task_wake(loop, t, AIO_WAKE_DEADLOCK);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+
+/* Nothing is ready: blocks in libuv until I/O, a signal or the earliest
+** deadline. */
+static void poll_blocking (lua_State *L, Loop *loop) {
+  uint64_t next = aio__timer_next(loop);
+  if (next != 0) {
+    uint64_t now = aio__hrtime();
+    if (next <= now) {   /* due already: fire, and give I/O its turn */
+      loop->now = now;
+      aio__timers_expire(loop);
+      poll_io(loop, UV_RUN_NOWAIT);
+      return;
+    }
+    arm_uv_timer(loop, next, now);
+  }
+  else if (loop->armed) {
+    uv_timer_stop(&loop->timer);
+    loop->armed = 0;
+  }
+  if (next == 0 && !uv_loop_alive(&loop->uv)) {
+    deadlock(L, loop);
+    return;
+  }
+  poll_io(loop, UV_RUN_ONCE);
+}
+
+
+/*
+** Runs the scheduler until task `until` is done, or with until == NULL
+** until no task is left (and no callback is pending). Rounds of ready
+** tasks alternate with non-blocking polls (at least every POLL_EVERY
+** resumes or every coarse clock tick), so busy tasks cannot starve I/O and
+** ready tasks never wait for a poll timeout.
+*/
+int aio__run_loop (lua_State *L, Loop *loop, Task *until) {
+  for (;;) {
+    if (loop->ncallbacks > 0) run_callbacks(L, loop);
+    if (until != NULL ? aio_task_done(until)
+                      : (loop->ntasks == 0 && loop->ncallbacks == 0))
+      return 0;
+    if (loop->interrupted > 1 && loop->stopping) return 1;
+    if (loop->ready.count > 0) {
+      run_round(loop);
+      if (poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
+    }
+    else if (loop->ncallbacks == 0) poll_blocking(L, loop);
+  }
+}

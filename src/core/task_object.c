@@ -231,7 +231,7 @@ static int task__newindex (lua_State *L) {
   Task *t = (Task *)aio__checkself(L);
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "name") != 0)
-    return luaL_error(L, "cannot set field '%s' of a task (only 'name')", k);
+    return aio__usage(L, "cannot set field '%s' of a task (only 'name')", k);
   luaL_checktype(L, 3, LUA_TSTRING);
   lua_settop(L, 3);
   aio__task_set_extra(L, 1, t, "name");

@@ -1,5 +1,5 @@
 /*
-** http_multi.c
+** client_multi.c
 ** The engine of an HTTP session: one curl multi handle driven by the aio
 ** loop (a uv_poll per socket, curl's timeout in the loop's timer heap),
 ** completions drained with curl_multi_info_read, and FIFO admission under

@@ -1,5 +1,5 @@
 /*
-** http_request.c
+** client_request.c
 ** One HTTP request: its easy handle set up from a normalized spec, the
 ** curl callbacks that buffer the body and watch deadlines, and the two
 ** suspending calls: engine:request (until the response) and request:read

@@ -1,5 +1,5 @@
 /*
-** http_response.c
+** client_response.c
 ** What a finished (or streaming) request gives Lua: the Response table
 ** from curl's getinfo and header API, and the aio.Error of a failed
 ** transfer with its kind; plus URL joining and version facts.

@@ -167,10 +167,17 @@ static const IoType proc_type = {"process", proc_close, proc_closed,
                                  proc_release};
 
 
-/* Pushes what a stream captured. */
-static void push_buf (lua_State *L, Buf *b) {
-  lua_pushlstring(L, b->data != NULL ? aio_buf_head(b) : "",
-                  aio_buf_avail(b));
+/* Sets fields stdout and stderr of the table on top to what the pipes
+** captured. */
+static void set_output (lua_State *L, Proc *p) {
+  int i;
+  for (i = 1; i <= 2; i++) {
+    Buf *b = i == 1 ? &p->obuf : &p->ebuf;
+    if (!p->piped[i]) continue;
+    lua_pushlstring(L, b->data != NULL ? aio_buf_head(b) : "",
+                    aio_buf_avail(b));
+    lua_setfield(L, -2, i == 1 ? "stdout" : "stderr");
+  }
 }
 
 
@@ -189,14 +196,7 @@ static void push_result (lua_State *L, Proc *p) {
     lua_pushinteger(L, (lua_Integer)p->exit_status);
     lua_setfield(L, -2, "code");
   }
-  if (p->piped[1]) {
-    push_buf(L, &p->obuf);
-    lua_setfield(L, -2, "stdout");
-  }
-  if (p->piped[2]) {
-    push_buf(L, &p->ebuf);
-    lua_setfield(L, -2, "stderr");
-  }
+  set_output(L, p);
 }
 
 
@@ -246,14 +246,7 @@ static int run_step (lua_State *L, Proc *p, Task *t, int ph) {
                    "was killed", lua_tostring(L, -1), secs);
   }
   aio__setfield_num(L, "seconds", p->seconds);
-  if (p->piped[1]) {
-    push_buf(L, &p->obuf);
-    lua_setfield(L, -2, "stdout");
-  }
-  if (p->piped[2]) {
-    push_buf(L, &p->ebuf);
-    lua_setfield(L, -2, "stderr");
-  }
+  set_output(L, p);
   return lua_error(L);
 }
 

@@ -47,7 +47,7 @@ describe("aio.dns", function()
 
   it("drops a lookup still queued when its task is cancelled", H.async(function()
     local dir = H.tmpdir()
-    local release = F.hold_pool(dir, require("aio.thread").pool_size)
+    local release = F.hold_pool(dir, require("aio.io.thread").pool_size)
     local t = aio.spawn(dns.resolve, "localhost")
     aio.sleep(0.02)
     assert.is_false(t:done())                       -- queued behind the pool

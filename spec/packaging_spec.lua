@@ -32,7 +32,7 @@ describe("packaging", function()
     local f = assert(io.open("aio-scm-1.rockspec"))
     local spec = f:read("a")
     f:close()
-    for path in io.popen("ls src/*.c lua/aio/*.lua"):lines() do
+    for path in io.popen("ls src/*.c src/*/*.c lua/aio/*.lua lua/aio/*/*.lua"):lines() do
       assert.is_truthy(spec:find('"' .. path .. '"', 1, true), path .. " is missing from the rockspec")
     end
   end)

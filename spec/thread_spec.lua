@@ -3,7 +3,7 @@ local H = require "helper"
 local eventually = require "support.wait"
 local F = require "support.fifo"
 
-local thread = require "aio.thread"
+local thread = require "aio.io.thread"
 local to_thread = aio.to_thread
 
 -- A worker body: creates `marker`, then blocks reading `fifo` (a pool

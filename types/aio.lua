@@ -2,7 +2,7 @@
 
 -- LuaLS (lua-language-server) definitions for aio: completion, hover text
 -- and type checking for code that does `local aio = require "aio"`.
--- Nothing here runs; the implementation is lua/aio/*.lua and src/*.c.
+-- Nothing here runs; the implementation is lua/aio/ and src/.
 --
 -- Conventions used below:
 -- * `---@async` marks a function that may suspend the calling task (the
@@ -1348,8 +1348,8 @@ function aio.dns.resolve(host, opts) end
 ---@return any ...
 function aio.to_thread(fn, ...) end
 
----The module `require "aio.thread"`: aio.to_thread and its limits.
----@class aio.thread
+---The module `require "aio.io.thread"`: aio.to_thread and its limits.
+---@class aio.io.thread
 ---@field pool_size integer the size of libuv's thread pool (UV_THREADPOOL_SIZE, default 4)
 local thread = {}
 

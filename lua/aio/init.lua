@@ -1,7 +1,9 @@
 --- aio: asyncio + aiohttp for Lua 5.4, on one libuv loop driven from C.
 -- This is the façade: the core functions come straight from the C module
--- (aio.core); everything else is loaded on first use from lua/aio/*.lua.
--- See LICENSE
+-- (aio.core); every other public name is loaded on first use from the
+-- layer folders lua/aio/{core,sync,io,http}/ through the table `lazy`
+-- below, the one index of the public Lua API: a new module adds its
+-- public names there (and its file to the rockspec). See LICENSE
 
 local core = require "aio.core"
 
@@ -63,23 +65,34 @@ function aio.set_debug(on, slow)
 end
 
 -- No colouring, also through nested coroutines: coroutine.resume/wrap pass
--- a suspension inside a generator on to the task (see src/coro.c).
+-- a suspension inside a generator on to the task (see src/core/coro.c).
 coroutine.resume = core.resume
 coroutine.wrap = core.wrap
 coroutine.yield = core.yield
 
--- Names provided by modules loaded on first use: name -> module.
+-- The public names provided by Lua modules, loaded on first use: name ->
+-- module. Users only ever see aio.<name>; the module paths follow the
+-- layers (core, sync, io, http). A new module adds its line here.
 local lazy = {
-  timeout = "aio.compose", shield = "aio.compose",
-  gather = "aio.compose", settle = "aio.compose", wait = "aio.compose",
-  as_completed = "aio.compose", first = "aio.compose",
-  TaskGroup = "aio.taskgroup", retry = "aio.retry",
-  Semaphore = "aio.sync", BoundedSemaphore = "aio.sync", Lock = "aio.sync",
-  Event = "aio.sync", Condition = "aio.sync",
-  Queue = "aio.queue", PriorityQueue = "aio.queue", LifoQueue = "aio.queue",
-  RateLimiter = "aio.ratelimit",
-  http = "aio.http", fs = "aio.fs", tcp = "aio.tcp", dns = "aio.dns",
-  process = "aio.process", to_thread = "aio.thread", signal = "aio.signal",
+  -- core: composition, structured concurrency, retries
+  timeout = "aio.core.compose", shield = "aio.core.compose",
+  gather = "aio.core.compose", settle = "aio.core.compose",
+  wait = "aio.core.compose", as_completed = "aio.core.compose",
+  first = "aio.core.compose",
+  TaskGroup = "aio.core.taskgroup", retry = "aio.core.retry",
+  -- sync: primitives, queues, rate limiting
+  Semaphore = "aio.sync.primitives", BoundedSemaphore = "aio.sync.primitives",
+  Lock = "aio.sync.primitives", Event = "aio.sync.primitives",
+  Condition = "aio.sync.primitives",
+  Queue = "aio.sync.queue", PriorityQueue = "aio.sync.queue",
+  LifoQueue = "aio.sync.queue",
+  RateLimiter = "aio.sync.ratelimit",
+  -- io: files, sockets, names, threads, processes, signals
+  fs = "aio.io.fs", tcp = "aio.io.tcp", dns = "aio.io.dns",
+  process = "aio.io.process", to_thread = "aio.io.thread",
+  signal = "aio.io.signal",
+  -- http: the client
+  http = "aio.http.client",
 }
 
 setmetatable(aio, {
@@ -87,8 +100,8 @@ setmetatable(aio, {
     local modname = lazy[name]
     if modname == nil then return nil end
     local mod = require(modname)
-    -- a module either exports the name (aio.retry.retry) or is the value
-    -- itself (aio.http)
+    -- a module either exports the name (aio.core.retry's retry) or is
+    -- the value itself (aio.http.client is aio.http)
     local value = mod
     if type(mod) == "table" and mod[name] ~= nil then value = mod[name] end
     rawset(t, name, value)

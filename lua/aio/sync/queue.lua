@@ -1,5 +1,5 @@
---- aio.queue: Queue, LifoQueue and PriorityQueue, implemented in the C core
--- (src/queue.c): FIFO-fair, cancellation-safe, closable.
+--- aio.sync.queue: Queue, LifoQueue and PriorityQueue, implemented in the C
+-- core (src/sync/queue.c): FIFO-fair, cancellation-safe, closable.
 -- See LICENSE
 
 local core = require "aio.core"

@@ -1,4 +1,4 @@
---- aio.background: what objects that own a background task share (a TCP
+--- aio.core.background: what objects that own a background task share (a TCP
 -- server's accepting task, a signal registration's dispatching task):
 -- closing them stops the source, then waits for that task to end.
 -- See LICENSE

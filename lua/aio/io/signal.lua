@@ -3,7 +3,7 @@
 -- spawns the handlers, so they run like any other task. See LICENSE
 
 local core = require "aio.core"
-local background = require "aio.background"
+local background = require "aio.core.background"
 
 local csignal = core.signal
 local watch, canonical = csignal.watch, csignal.name

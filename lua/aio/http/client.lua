@@ -1,6 +1,7 @@
---- aio.http: an HTTP client on libcurl's multi interface, driven by the
--- aio loop (see src/http_multi.c). Sessions pool connections; the module
--- functions use a default session that aio.run closes when it returns.
+--- aio.http.client (aio.http): an HTTP client on libcurl's multi interface,
+-- driven by the aio loop (see src/http/client_multi.c). Sessions pool
+-- connections; the module functions use a default session that aio.run
+-- closes when it returns.
 -- This file turns options into what the C engine takes (header lines, a
 -- body string, a flat spec table) and gives Response its methods.
 -- See LICENSE

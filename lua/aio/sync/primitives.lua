@@ -1,6 +1,6 @@
---- aio.sync: Semaphore, BoundedSemaphore and Lock (from the C core), Event
--- and Condition (here, over the core's WaitList). All FIFO-fair and
--- cancellation-safe.
+--- aio.sync.primitives: Semaphore, BoundedSemaphore and Lock (from the C
+-- core), Event and Condition (here, over the core's WaitList). All
+-- FIFO-fair and cancellation-safe.
 -- See LICENSE
 
 local core = require "aio.core"

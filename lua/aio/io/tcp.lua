@@ -3,8 +3,8 @@
 -- the kernel took the bytes (backpressure). See LICENSE
 
 local core = require "aio.core"
-local background = require "aio.background"
-local dns = require "aio.dns"
+local background = require "aio.core.background"
+local dns = require "aio.io.dns"
 
 local ctcp = core.tcp
 local cconnect, clisten = ctcp.connect, ctcp.listen

@@ -1,6 +1,6 @@
---- aio.compose: running several tasks together. gather, settle, wait,
--- as_completed and first (over the core's task watcher, src/watch.c), and
--- the task forms of timeout and shield.
+--- aio.core.compose: running several tasks together. gather, settle, wait,
+-- as_completed and first (over the core's task watcher, src/sync/watch.c),
+-- and the task forms of timeout and shield.
 -- See LICENSE
 
 local core = require "aio.core"

@@ -268,6 +268,19 @@ typedef struct Closable {
 
 
 /*
+** Work deferred to the end of the current round of ready tasks: run once,
+** just before the loop next polls for I/O (a driver's output buffer,
+** filled by many tasks in one round, is written with one system call).
+** `run` never runs Lua; it may wake tasks. Its owner unqueues it
+** (link_remove) before its memory goes; the end of a run forgets them all.
+*/
+typedef struct Deferred {
+  Link link;             /* in loop->deferred while queued */
+  void (*run) (struct Loop *loop, struct Deferred *d);
+} Deferred;
+
+
+/*
 ** Every libuv handle lives in memory that starts with this header
 ** (handle->data points at it), so that the loop can close a handle with
 ** the right close callback.
@@ -295,6 +308,7 @@ typedef struct Loop {
   Deadlines deadlines;
   Anchors anchors;
   Link closables;         /* Closable.link: what the run must close */
+  Link deferred;          /* Deferred.link: to run before the next poll */
   uint64_t armed;         /* deadline the uv timer is armed for (0 none) */
   uint64_t now;           /* hrtime at the last poll */
   /* poll policy while tasks are ready */
@@ -388,6 +402,7 @@ void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot);
 void aio__anchors_free (Anchors *a);
 
 /* sched.c */
+void aio__defer (Loop *loop, Deferred *d);
 void aio__ready_push (Loop *loop, Task *t);
 void aio__ready_remove (Loop *loop, Task *t);
 void aio__ready_free (ReadyQueue *q);

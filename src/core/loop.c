@@ -121,6 +121,7 @@ void aio__open_loop (lua_State *L) {
   loop = (Loop *)lua_newuserdatauv(L, sizeof(Loop), 0);
   memset(loop, 0, sizeof *loop);
   link_init(&loop->closables);
+  link_init(&loop->deferred);
   loop->slow = 0.1;
   loop->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
   loopidx = lua_gettop(L);

@@ -82,6 +82,7 @@ static void close_loop (Loop *loop) {
   }
   aio__sigint_end(loop);
   aio__timers_reset(loop);
+  link_init(&loop->deferred);   /* their owners were closed */
   loop->armed = 0;
   loop->ready.count = 0;
   loop->ready.head = 0;

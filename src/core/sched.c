@@ -172,8 +172,36 @@ static int64_t coarse_tick (void) {
 }
 
 
-/* Runs libuv once in `mode`, then fires the deadlines that passed. */
+/* Queues `d` to run before the loop next polls (once: queuing it again
+** before it ran changes nothing). Unqueue it with link_remove(&d->link).
+** `d->run` must be set. */
+void aio__defer (Loop *loop, Deferred *d) {
+  if (link_empty(&d->link)) link_push(&loop->deferred, &d->link);
+}
+
+
+/* Runs the deferred work queued so far (work it queues runs next time). */
+static void run_deferred (Loop *loop) {
+  Link list;
+  if (link_empty(&loop->deferred)) return;
+  link_init(&list);
+  list.next = loop->deferred.next;             /* take the whole list */
+  list.prev = loop->deferred.prev;
+  list.next->prev = &list;
+  list.prev->next = &list;
+  link_init(&loop->deferred);
+  while (!link_empty(&list)) {
+    Deferred *d = aio_container_of(list.next, Deferred, link);
+    link_remove(&d->link);
+    d->run(loop, d);
+  }
+}
+
+
+/* Runs the deferred work, libuv once in `mode`, then fires the deadlines
+** that passed. */
 static void poll_io (Loop *loop, uv_run_mode mode) {
+  run_deferred(loop);
   uv_run(&loop->uv, mode);
   loop->now = aio__hrtime();
   aio__timers_expire(loop);
@@ -260,7 +288,13 @@ static void deadlock (lua_State *L, Loop *loop) {
 /* Nothing is ready: blocks in libuv until I/O, a signal or the earliest
 ** deadline. */
 static void poll_blocking (lua_State *L, Loop *loop) {
-  uint64_t next = aio__timer_next(loop);
+  uint64_t next;
+  run_deferred(loop);
+  if (loop->ready.count > 0) {          /* it woke a task: do not block */
+    poll_io(loop, UV_RUN_NOWAIT);
+    return;
+  }
+  next = aio__timer_next(loop);
   if (next != 0) {
     uint64_t now = aio__hrtime();
     if (next <= now) {   /* due already: fire, and give I/O its turn */

@@ -79,6 +79,7 @@ build = {
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
+    ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",
     ["aio.io.fs"] = "lua/aio/io/fs.lua",

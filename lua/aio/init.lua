@@ -91,8 +91,8 @@ local lazy = {
   fs = "aio.io.fs", tcp = "aio.io.tcp", dns = "aio.io.dns",
   process = "aio.io.process", to_thread = "aio.io.thread",
   signal = "aio.io.signal",
-  -- http: the client
-  http = "aio.http.client",
+  -- http: the client, server and WebSocket (aio.http loads each on use)
+  http = "aio.http",
 }
 
 setmetatable(aio, {

@@ -181,6 +181,7 @@ typedef enum TaskState {
 #define AIO_TF_NORESULT   0x10  /* finished with no results */
 #define AIO_TF_INREADY    0x20  /* has an entry in the ready queue */
 #define AIO_TF_EXTRA      0x40  /* user value 1 is the extra table */
+#define AIO_TF_CLEANUP    0x80  /* in a clean-up wait: not interrupted */
 
 /*
 ** A task: a Lua coroutine driven by the scheduler. Lives in a userdata of
@@ -424,6 +425,9 @@ void aio__open_timer (lua_State *L);
 extern const char aio__token;  /* the value yielded to the scheduler */
 Task *aio__task_enter (lua_State *L, Loop *loop, const char *what);
 int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+int aio__suspend_cleanup (lua_State *L, Task *t, lua_KContext ctx,
+                          lua_KFunction k);
+int aio__task_interrupt (Loop *loop, Task *t);
 int aio__task_wake (Loop *loop, Task *t, int wake);
 void aio__task_disarm (Loop *loop, Task *t);
 void aio__checkpoint (lua_State *L, Task *t);

@@ -95,8 +95,7 @@ void aio__scope_expire (Loop *loop, Scope *s) {
   s->expired = 1;
   if (t == NULL || s->detached) return;
   t->nexpired++;
-  if (t->state == AIO_TASK_WAITING && aio__cancel_pending(t))
-    aio__task_wake(loop, t, AIO_WAKE_CANCEL);
+  aio__task_interrupt(loop, t);
 }
 
 

@@ -97,10 +97,13 @@ void aio__sigint_begin (Loop *loop) {
 }
 
 
-/* The run's libuv loop is closed: gives SIGINT back. */
+/* The run's libuv loop is closed: gives SIGINT back. A SIGINT the loop
+** never polled (the main task returned without suspending after it)
+** still interrupts the run. */
 void aio__sigint_end (Loop *loop) {
   if (!loop->owns_sigint) return;
   loop->owns_sigint = 0;
+  if (sigints_raw != sigints_seen) loop->interrupted++;
   sigaction(SIGINT, &saved_sigint, NULL);
   __atomic_store_n(&sigint_loop, NULL, __ATOMIC_RELEASE);
 }

@@ -202,10 +202,13 @@ static void push_result (lua_State *L, Proc *p) {
 
 static int run_k (lua_State *L, int status, lua_KContext ctx);
 
-/* Waits (again) in phase `ph`; the deadline only while running. */
+/* Waits (again) in phase `ph`; the deadline only while running. Once
+** killed, waiting for the child to be reaped is clean-up: a cancellation
+** does not interrupt it. */
 static int run_wait (lua_State *L, Proc *p, Task *t, int ph) {
   link_push(&p->waiters, &t->wait.link);
-  if (ph == PH_RUN && p->deadline != 0)
+  if (ph != PH_RUN) return aio__suspend_cleanup(L, t, ph, run_k);
+  if (p->deadline != 0)
     aio__timer_arm(p->io.loop, &t->timer, p->deadline);
   return aio__suspend(L, t, ph, run_k);
 }

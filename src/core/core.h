@@ -455,7 +455,7 @@ Task *aio__checktask (lua_State *L, int idx);
 Task *aio__totask (lua_State *L, int idx);
 void aio__task_mark_failed (lua_State *L, int idx);
 void aio__report_unretrieved (lua_State *L);
-void aio__debug_slow (lua_State *L, Loop *loop, Task *t, double secs);
+void aio__debug_slow (lua_State *L, Task *t, double secs);
 void aio__open_task_object (lua_State *L);
 
 /* scope.c */

@@ -178,7 +178,8 @@ static int l_spawn (lua_State *L) {
   loop->ntasks++;
   if (loop->debug) {
     lua_Debug ar;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) &&
+        ar.currentline > 0) {            /* not aio.run's own main task */
       lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
       aio__task_set_extra(L, 1, t, "spawned_at");
     }

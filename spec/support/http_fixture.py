@@ -8,7 +8,8 @@ Listens on 127.0.0.1, on ports the OS picks:
              chunked and trickling bodies, cookies, basic auth, the client's
              port (connection reuse), concurrency tracking per tag
   raw        a bare asyncio server for peers that misbehave (garbage, no
-             answer, half a body, silence) and a forward-proxy stand-in
+             answer, half a body, silence, a reset of a kept-alive
+             connection) and a forward-proxy stand-in
              (absolute-form request targets)
   blackhole  a listening socket whose accept queue is kept full, so that
              connecting to it hangs (connect timeouts)
@@ -21,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import zlib
 
@@ -272,6 +274,15 @@ async def raw_handler(reader, writer):
             await writer.drain()
         elif target == "/hang":
             await asyncio.sleep(60)
+        elif target == "/reset-reused":
+            # answers as if the connection stayed open, then resets it as
+            # the next request arrives on it (a keep-alive race lost)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.read(1)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
         elif target.startswith("/headers-then-hang"):
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"y" * 10)
             await writer.drain()

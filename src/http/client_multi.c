@@ -224,22 +224,31 @@ static void drain (HttpMulti *m) {
 }
 
 
-/* A socket curl watches is ready (a muted one never gets here). */
+/*
+** A socket curl watches is ready (a muted one never gets here). An error
+** on it (libuv's poll saw POLLERR, and stopped) is not passed on as
+** CURL_CSELECT_ERR, which fails the transfer at once: curl is told the
+** socket is ready for what it wanted, as poll() users tell it, and its
+** read or write finds out what happened (a reset of a reused connection
+** is then retried on a fresh one).
+*/
 static void on_poll (Poller *pp, int status, int events) {
   HttpPoll *p = (HttpPoll *)pp;
   HttpMulti *m = p->m;
+  curl_socket_t fd = pp->fd;
   int flags = 0, running;
   if (m->cm == NULL) {
     aio__poller_watch(pp, 0);
     return;
   }
-  if (status < 0) flags = CURL_CSELECT_ERR;
-  else {
-    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  }
-  curl_multi_socket_action(m->cm, pp->fd, flags, &running);
+  if (status < 0) events = pp->want;
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  curl_multi_socket_action(m->cm, fd, flags, &running);
   aio__http_checked(m);
+  /* still wanted as it was (curl did not say otherwise): watch again */
+  if (status < 0 && poll_of(m, fd) == p && p->p.want != 0)
+    aio__poller_watch(&p->p, p->p.want);
   drain(m);   /* p may be closing now: not used past this point */
   pace(m);
 }

@@ -215,10 +215,15 @@ static double spec_num (lua_State *L, int t, const char *k, double def) {
 }
 
 
-/* A string field or NULL; the string stays alive in the spec table. */
+/* A string field or NULL; the string stays alive in the spec table. One
+** with a zero byte raises `usage` (curl would read it cut short). */
 static const char *spec_str (lua_State *L, int t, const char *k) {
   const char *s = NULL;
-  if (lua_getfield(L, t, k) == LUA_TSTRING) s = lua_tostring(L, -1);
+  if (lua_getfield(L, t, k) == LUA_TSTRING) {
+    const char *what = lua_pushfstring(L, "option '%s'", k);
+    s = aio__cstring(L, -2, what);
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
   return s;
 }
@@ -271,7 +276,7 @@ static void read_headers (lua_State *L, HttpRequest *r, int idx) {
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_argerror(L, idx, lua_pushfstring(L, "header line %d is not a "
                     "string", (int)i));
-    l = curl_slist_append(r->headers, lua_tostring(L, -1));
+    l = curl_slist_append(r->headers, aio__cstring(L, -1, "a header"));
     lua_pop(L, 1);
     if (l == NULL) aio__nomem(L, "adding a header");
     r->headers = l;
@@ -491,8 +496,8 @@ static int request_k (lua_State *L, int status, lua_KContext ctx) {
 int aio__http_request (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   HttpMulti *m = (HttpMulti *)aio__checkself(L);
-  const char *method = luaL_checkstring(L, 2);
-  const char *url = luaL_checkstring(L, 3);
+  const char *method = aio__checkcstring(L, 2, "the HTTP method");
+  const char *url = aio__checkcstring(L, 3, "the URL");
   HttpRequest *r;
   Task *t;
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);

@@ -26,6 +26,7 @@
 static void on_poll (Poller *pp, int status, int events);
 static void host_unref (HttpMulti *m, HttpHost *e);
 static void pace (HttpMulti *m);
+static void admit (HttpMulti *m);
 
 static const IoType poll_type = {"socket", aio__poller_close, NULL, NULL};
 
@@ -346,6 +347,15 @@ static void host_unref (HttpMulti *m, HttpHost *e) {
 }
 
 
+/* Will nobody wait for request `r`'s response? Its task was cancelled
+** (woken to raise, it ends the request itself when it resumes) or is
+** gone. Such a request is not worth a connection. */
+static int unwanted (HttpRequest *r) {
+  return r->task == NULL || aio_task_done(r->task) ||
+         aio__cancel_pending(r->task);
+}
+
+
 static int can_admit (HttpMulti *m, HttpHost *h) {
   return !m->closing &&
          (m->max_total == 0 || m->active < m->max_total) &&
@@ -416,15 +426,24 @@ static void add_now (HttpRequest *r) {
 
 
 /* Hands deferred transfers to curl, oldest first, `max` at most (and
-** while fewer than HTTP_BATCH are connecting, unless `force`). */
+** while fewer than HTTP_BATCH are connecting, unless `force`); those
+** nobody waits for any more are ended instead, their slots given to
+** waiting requests. */
 static void add_deferred (HttpMulti *m, uint32_t max, int force) {
-  while (max-- > 0 && !link_empty(&m->deferred) &&
+  int freed = 0;
+  while (max > 0 && !link_empty(&m->deferred) &&
          (force || m->nconnecting < HTTP_BATCH)) {
     HttpRequest *r = aio_container_of(m->deferred.next, HttpRequest, link);
+    if (unwanted(r)) {
+      freed |= finish(r, HTTP_F_ABORTED);
+      continue;
+    }
+    max--;
     link_remove(&r->link);
     r->deferred = 0;
     add_now(r);
   }
+  if (freed) admit(m);
   if (!link_empty(&m->deferred) && m->pace.timer.slot == 0)
     aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
 }
@@ -472,13 +491,18 @@ static void start (HttpRequest *r) {
 
 
 /* Admits waiting requests, oldest first, as long as the limits allow;
-** a request whose host is full lets younger ones for other hosts pass. */
+** a request whose host is full lets younger ones for other hosts pass,
+** and one nobody waits for any more is ended, never started. */
 static void admit (HttpMulti *m) {
   Link *l = m->waiting.next;
   while (l != &m->waiting && !m->closing &&
          (m->max_total == 0 || m->active < m->max_total)) {
     HttpRequest *r = aio_container_of(l, HttpRequest, link);
     l = l->next;
+    if (unwanted(r)) {
+      finish(r, HTTP_F_ABORTED);
+      continue;
+    }
     if (m->max_host == 0 || r->host->active < m->max_host) {
       link_remove(&r->link);
       m->nwaiting--;

@@ -403,6 +403,21 @@ static int finish (HttpRequest *r, int fail) {
 
 
 /*
+** Is there room to hand one more transfer to curl in this turn of the
+** loop (between two polls)? At most HTTP_BATCH: curl connects them all in
+** its next call, and each connect may cost the kernel a search for a free
+** port, so more would hold the loop up.
+*/
+static int turn_room (HttpMulti *m) {
+  if (m->turn != m->loop->now) {
+    m->turn = m->loop->now;
+    m->nturn = 0;
+  }
+  return m->nturn < HTTP_BATCH;
+}
+
+
+/*
 ** Hands an admitted request to curl. When no connection of its host can
 ** be idle (no more sockets than other transfers use), a new connection is
 ** forced: curl 7.88 would otherwise scan every connection to the host.
@@ -413,6 +428,7 @@ static void add_now (HttpRequest *r) {
   link_push(&m->admitted, &r->link);
   r->connecting = 1;
   m->nconnecting++;
+  m->nturn++;
   if (r->fresh_ok && r->host->conns < r->host->active)
     curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
   if (m->active > HTTP_POOL_CAP)
@@ -426,13 +442,14 @@ static void add_now (HttpRequest *r) {
 
 
 /* Hands deferred transfers to curl, oldest first, `max` at most (and
-** while fewer than HTTP_BATCH are connecting, unless `force`); those
+** while fewer than HTTP_BATCH are connecting, unless `force`, and while
+** this turn has room); those
 ** nobody waits for any more are ended instead, their slots given to
 ** waiting requests. */
 static void add_deferred (HttpMulti *m, uint32_t max, int force) {
   int freed = 0;
   while (max > 0 && !link_empty(&m->deferred) &&
-         (force || m->nconnecting < HTTP_BATCH)) {
+         (force || m->nconnecting < HTTP_BATCH) && turn_room(m)) {
     HttpRequest *r = aio_container_of(m->deferred.next, HttpRequest, link);
     if (unwanted(r)) {
       freed |= finish(r, HTTP_F_ABORTED);
@@ -469,7 +486,7 @@ static void on_pace (Loop *loop, TimerCb *tc) {
 
 /* Admits a request: sets its easy handle up, counts it against the limits
 ** and hands it to curl, at once unless HTTP_BATCH transfers are still
-** connecting. */
+** connecting or were handed over in this loop turn. */
 static void start (HttpRequest *r) {
   HttpMulti *m = r->m;
   if (!aio__http_setup(r)) {
@@ -480,7 +497,9 @@ static void start (HttpRequest *r) {
   r->state = HTTP_ACTIVE;
   m->active++;
   r->host->active++;
-  if (link_empty(&m->deferred) && m->nconnecting < HTTP_BATCH) add_now(r);
+  if (link_empty(&m->deferred) && m->nconnecting < HTTP_BATCH &&
+      turn_room(m))
+    add_now(r);
   else {
     r->deferred = 1;
     link_push(&m->deferred, &r->link);

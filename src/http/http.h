@@ -24,7 +24,8 @@
 #define HTTP_REQUEST_MT "aio.HttpRequest"
 
 #define HTTP_SPARE 64             /* reset easy handles kept per engine */
-#define HTTP_BATCH 256            /* transfers connecting at once, at most */
+#define HTTP_BATCH 256            /* transfers connecting at once, and handed
+                                  ** to curl per loop turn, at most */
 #define HTTP_PACE_NS 20000000u    /* or one more batch after this many ns */
 #define HTTP_POOL_CAP 1024        /* transfers past this many at once use a
                                   ** connection that is not kept: curl 7.88
@@ -101,6 +102,8 @@ typedef struct HttpMulti {
                              ** connecting overlaps sending requests */
   TimerCb pace;              /* hands a batch of `deferred` over anyway */
   uint32_t nconnecting;      /* transfers in curl before their request */
+  uint32_t nturn;            /* transfers handed to curl this loop turn */
+  uint64_t turn;             /* that turn (loop->now at its poll) */
   HttpHost **hosts;
   HttpPoll **polls;          /* by descriptor */
   curl_socket_t *check;      /* sockets muted by the current curl call */

@@ -25,6 +25,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
+  ZLIB = { header = "zlib.h", library = "z" },
 }
 
 build = {
@@ -70,9 +71,9 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl" },
-      incdirs = { "src", "$(LIBUV_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
+      libraries = { "uv", "curl", "z" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(ZLIB_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",

@@ -106,6 +106,23 @@ async def deflated(request):
         "Content-Encoding": "deflate", "Content-Type": "application/json"})
 
 
+@routes.get("/gzip-zeros/{n}")
+async def gzip_zeros(request):
+    # n bytes of zeros, gzip-compressed (about 1000:1). Past 1 MiB, a
+    # compression bomb: whole MiBs of zeros compress to the same bytes
+    # once the window holds only zeros, so they are repeated (cheap to
+    # make); it ends without a gzip trailer.
+    n = int(request.match_info["n"])
+    if n <= 1 << 20:
+        body = gzip.compress(bytes(n))
+    else:
+        z, block = zlib.compressobj(9, zlib.DEFLATED, 31), bytes(1 << 20)
+        first = z.compress(block) + z.flush(zlib.Z_SYNC_FLUSH)
+        rest = z.compress(block) + z.flush(zlib.Z_SYNC_FLUSH)
+        body = first + rest * (n // len(block) - 1)
+    return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+
 @routes.get("/bad-gzip")
 async def bad_gzip(request):
     return web.Response(body=b"this is not gzip data at all",

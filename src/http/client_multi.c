@@ -63,11 +63,25 @@ static void poll_want (HttpPoll *p, int want) {
 }
 
 
+/* Links poll `p` and the request `r` curl watches its socket for (NULL:
+** unlinks it), unlinking what either was linked to. */
+static void poll_link (HttpPoll *p, HttpRequest *r) {
+  if (p->req == r) return;
+  if (p->req != NULL && p->req->poll == p) p->req->poll = NULL;
+  p->req = r;
+  if (r != NULL) {
+    if (r->poll != NULL && r->poll->req == r) r->poll->req = NULL;
+    r->poll = p;
+  }
+}
+
+
 /* Stops and closes a poll (its memory goes in the close callback). Only
 ** while `fd` is still the socket it was made for: libuv forgets the
 ** descriptor in epoll when the handle closes. */
 static void poll_close (HttpPoll *p) {
   HttpMulti *m = p->m;
+  poll_link(p, NULL);
   m->polls[p->p.fd] = NULL;
   m->npolls--;
   if (p->host != NULL) {
@@ -185,20 +199,25 @@ void aio__http_checked (HttpMulti *m) {
 }
 
 
-/* CURLMOPT_SOCKETFUNCTION: what curl wants watched on socket `s`. */
+/* CURLMOPT_SOCKETFUNCTION: what curl wants watched on socket `s`, for
+** transfer `easy`. */
 static int on_socket (CURL *easy, curl_socket_t s, int what, void *ud,
                       void *sockp) {
   HttpMulti *m = (HttpMulti *)ud;
   HttpPoll *p = poll_of(m, s);
-  (void)easy; (void)sockp;
+  HttpRequest *r = NULL;
+  (void)sockp;
   if (what == CURL_POLL_REMOVE) {
     if (p != NULL) {
+      poll_link(p, NULL);
       if (p->owned && p->used) poll_mute(m, p);
       else poll_close(p);
     }
     return 0;
   }
   if (p == NULL && (p = poll_new(m, s, NULL, 0)) == NULL) return -1;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+  if (r != NULL && r->state == HTTP_ACTIVE) poll_link(p, r);
   poll_want(p, ((what & CURL_POLL_IN) ? UV_READABLE : 0) |
                ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0));
   return 0;
@@ -243,6 +262,10 @@ static void on_poll (Poller *pp, int status, int events) {
     return;
   }
   if (status < 0) events = pp->want;
+  /* bytes arriving are a sign of life, header lines or not (curl hands
+  ** only whole ones over) */
+  if ((events & UV_READABLE) && p->req != NULL && p->req->read_ns > 0)
+    p->req->last_ns = aio__hrtime();
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   curl_multi_socket_action(m->cm, fd, flags, &running);
@@ -391,6 +414,7 @@ static int finish (HttpRequest *r, int fail) {
     freed = 1;
   }
   r->state = HTTP_DONE;
+  if (r->poll != NULL) poll_link(r->poll, NULL);
   aio__timer_cancel(m->loop, &r->total.timer);
   aio__timer_cancel(m->loop, &r->idle.timer);
   if (r->host != NULL) {

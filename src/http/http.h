@@ -33,6 +33,8 @@
                                   ** that keeps one ends */
 #define HTTP_HIGH_WATER (256 * 1024)  /* streamed bytes buffered at most
                                       ** before the transfer is paused */
+#define HTTP_CHUNK (64 * 1024)    /* decoded bytes per chunk of a streamed
+                                  ** compressed body, at most */
 
 
 /* A host ("scheme://host:port") as the admission limits count it. */
@@ -67,6 +69,8 @@ typedef struct HttpPoll {
   Poller p;                  /* p.want: what curl wants watched; 0: muted */
   struct HttpMulti *m;
   struct HttpHost *host;     /* the host of its connection (owned only) */
+  struct HttpRequest *req;   /* the request curl last watched it for (its
+                             ** `poll` points back), or NULL */
   unsigned long ino;         /* inode of its socket (owned only) */
   uint8_t owned;             /* opened by our open-socket callback */
   uint8_t used;              /* curl has watched it for reading */
@@ -127,8 +131,18 @@ typedef enum HttpFail {
   HTTP_F_CLOSED,             /* the session was closed */
   HTTP_F_BODY,               /* the body exceeded max_body */
   HTTP_F_ABORTED,            /* cancelled, or closed by its owner */
-  HTTP_F_NOMEM               /* out of memory in a callback */
+  HTTP_F_NOMEM,              /* out of memory in a callback */
+  HTTP_F_CODING              /* a streamed body cannot be decoded (errbuf) */
 } HttpFail;
+
+/* How the body of a streamed response is decoded (by us, not curl: curl
+** would inflate a whole read at once into its pause buffer). */
+typedef enum HttpCoding {
+  HTTP_C_NONE,               /* as received */
+  HTTP_C_GZIP,               /* gzip (or zlib: detected) */
+  HTTP_C_DEFLATE,            /* zlib, or raw deflate as some servers send */
+  HTTP_C_END                 /* its compressed stream ended */
+} HttpCoding;
 
 
 /* Options of a request, read from its spec table (whose strings the
@@ -160,7 +174,12 @@ typedef struct HttpRequest {
   HttpHost *host;            /* its admission host; NULL once released */
   struct curl_slist *headers;
   CURLU *url;                /* the parsed URL curl reads */
-  Buf in;                    /* body bytes received and not taken yet */
+  HttpPoll *poll;            /* the poll of its socket (see HttpPoll.req) */
+  Buf in;                    /* body bytes received and not taken yet
+                             ** (compressed ones if `coding`) */
+  struct z_stream_s *z;      /* the inflater of a decoded stream, or NULL */
+  const char *zmsg;          /* why it cannot be decoded (static), or NULL */
+  curl_off_t decoded;        /* decoded bytes handed out (`coding`) */
   Buf head;                  /* header lines of the latest response */
   uint8_t hdone;             /* its header block has ended */
   curl_off_t received;       /* body bytes received in all */
@@ -185,6 +204,8 @@ typedef struct HttpRequest {
   uint8_t connecting;        /* in curl, its request not sent yet */
   uint8_t fresh_ok;          /* a new connection may be forced (not h2,
                              ** no proxy) when none of its host is idle */
+  uint8_t decode;            /* streamed and decompressed: we inflate */
+  uint8_t coding;            /* HttpCoding of the final response */
   char errbuf[CURL_ERROR_SIZE];
 } HttpRequest;
 

@@ -130,12 +130,19 @@ static curl_socket_t on_open_socket (void *ud, curlsocktype purpose,
   curl_socket_t s;
   (void)purpose;
   s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  if (s == CURL_SOCKET_BAD) return s;
+  if (s == CURL_SOCKET_BAD) {       /* curl would only say "Couldn't
+                                    ** connect": keep why (EMFILE...) */
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM)
+      r->oserr = errno;
+    return s;
+  }
   if (m->cm == NULL || poll_new(m, s, r->host, 1) == NULL) {
     close(s);
-    errno = ENOMEM;
+    r->oserr = errno = ENOMEM;
     return CURL_SOCKET_BAD;
   }
+  r->oserr = 0;
   return s;
 }
 

@@ -225,7 +225,7 @@ static int web_url (HttpRequest *r) {
 ** aio.Error with kind, message "<METHOD> <url>: <what>", url, method, and
 ** phase/seconds (timeouts) or curl_code (curl's failures). */
 void aio__http_push_error (lua_State *L, HttpRequest *r, int ridx) {
-  const char *method, *url, *kind = "io", *phase = NULL;
+  const char *method, *url, *kind = "io", *phase = NULL, *code = NULL;
   double secs = -1;
   int top;
   lua_getiuservalue(L, ridx, 4);
@@ -289,6 +289,12 @@ void aio__http_push_error (lua_State *L, HttpRequest *r, int ridx) {
         kind = "protocol";          /* more header bytes than curl takes */
         lua_pushstring(L, detail);
       }
+      else if (r->result == CURLE_COULDNT_CONNECT && r->oserr != 0) {
+        int err = uv_translate_sys_error(r->oserr);
+        code = uv_err_name(err);
+        lua_pushfstring(L, "cannot open a socket: %s (%s)", uv_strerror(err),
+                        code);
+      }
       else if (r->result == CURLE_FILESIZE_EXCEEDED)
         lua_pushfstring(L, "the response body exceeds max_body (%I bytes)",
                         (lua_Integer)r->max_body);
@@ -313,6 +319,7 @@ void aio__http_push_error (lua_State *L, HttpRequest *r, int ridx) {
   lua_pushvalue(L, top - 1);
   lua_setfield(L, -2, "method");
   if (phase != NULL) aio__setfield_str(L, "phase", phase);
+  if (code != NULL) aio__setfield_str(L, "code", code);
   if (secs >= 0) aio__setfield_num(L, "seconds", secs);
   if (r->fail == HTTP_F_NONE) {
     lua_pushinteger(L, (lua_Integer)r->result);

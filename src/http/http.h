@@ -192,6 +192,8 @@ typedef struct HttpRequest {
   uint64_t last_ns;          /* last sign of life from the peer */
   double secs[3];            /* total, connect, read timeouts (messages) */
   CURLcode result;           /* curl's outcome once DONE */
+  int oserr;                 /* errno when no socket could be opened
+                             ** (EMFILE...), or 0 */
   uint8_t state;             /* HttpState */
   uint8_t fail;              /* HttpFail */
   uint8_t stream;            /* hand the response over at its headers */

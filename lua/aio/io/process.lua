@@ -15,6 +15,9 @@ end
 
 local modes = { pipe = true, inherit = true, null = true }
 
+-- The most arguments a program gets (as the C core checks).
+local MAX_ARGS = 65536
+
 --- Runs a program to its end (suspends) and returns
 --- `{code = exit status, signal = name or nil, stdout = s, stderr = s}`;
 --- a child killed by a signal has `code` = -signal number and `signal`
@@ -35,7 +38,10 @@ function M.run(argv, opts)
     argerror(1, "table expected, got " .. (argv == nil and "no value" or type(argv)))
   end
   local n = #argv
-  if n == 0 then argerror(1, "argv is empty: the program is missing") end
+  if math.type(n) ~= "integer" or n > MAX_ARGS then
+    argerror(1, "argv has too many elements (or a bad length)")
+  end
+  if n <= 0 then argerror(1, "argv is empty: the program is missing") end
   local args = {}
   for i = 1, n do
     local a = argv[i]

@@ -157,6 +157,24 @@ function H.method_table(obj)
   return idx
 end
 
+-- Every metamethod name Lua consults.
+local METAMETHODS = { "__add", "__band", "__bnot", "__bor", "__bxor",
+  "__call", "__close", "__concat", "__div", "__eq", "__gc", "__idiv",
+  "__index", "__le", "__len", "__lt", "__mod", "__mul", "__newindex",
+  "__pairs", "__pow", "__shl", "__shr", "__sub", "__tostring", "__unm" }
+
+--- The metamethods (functions) of an object's metatable, as a sorted
+--- array of {name =, fn =}.
+function H.metamethods_of(obj)
+  local mt, list = getmetatable(obj), {}
+  if type(mt) ~= "table" then return list end
+  for _, name in ipairs(METAMETHODS) do
+    local fn = rawget(mt, name)
+    if type(fn) == "function" then list[#list + 1] = { name = name, fn = fn } end
+  end
+  return list
+end
+
 --- Loads every name the aio façade provides lazily (its __index's map).
 function H.load_all(aio)
   local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)

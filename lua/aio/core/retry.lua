@@ -3,16 +3,16 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local is_error = core.is_error
 
-local function check_number(opts, key, dflt, min)
+-- Option `key` of aio.retry: a number >= min, or `dflt` when absent.
+local function at_least(opts, key, dflt, min)
   local v = opts[key]
   if v == nil then return dflt end
-  if type(v) ~= "number" or v ~= v or v < min then
-    error(("bad argument #2 to 'retry' (opts.%s must be a number >= %g, got %s)")
-      :format(key, min, tostring(v)), 4)
-  end
+  v = args.number(v, 2, "retry", "opts." .. key)
+  if v < min then args.error(2, "retry", ("opts.%s must be at least %g"):format(key, min)) end
   return v
 end
 
@@ -27,26 +27,16 @@ local function default_retry_on() return true end
 ---@param fn function
 ---@param opts? {attempts?: integer, delay?: number, factor?: number, max_delay?: number, jitter?: boolean, retry_on?: fun(err: any): boolean}
 local function retry(fn, opts)
-  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-    error("bad argument #1 to 'retry' (function expected, got " .. type(fn) .. ")", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'retry' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  local attempts = opts.attempts or 3
-  if math.type(attempts) ~= "integer" or attempts < 1 then
-    error("bad argument #2 to 'retry' (opts.attempts must be an integer >= 1, got "
-      .. tostring(attempts) .. ")", 2)
-  end
-  local delay = check_number(opts, "delay", 0.5, 0)
-  local factor = check_number(opts, "factor", 2, 1)
-  local max_delay = check_number(opts, "max_delay", 30, 0)
+  args.callable(fn, 1, "retry")
+  opts = args.opts(opts, 2, "retry")
+  local attempts = args.count(opts.attempts, 2, "retry", "opts.attempts", 1) or 3
+  local delay = at_least(opts, "delay", 0.5, 0)
+  local factor = at_least(opts, "factor", 2, 1)
+  local max_delay = at_least(opts, "max_delay", 30, 0)
   local jitter = opts.jitter ~= false
-  local retry_on = opts.retry_on or default_retry_on
-  if type(retry_on) ~= "function" then
-    error("bad argument #2 to 'retry' (opts.retry_on must be a function)", 2)
-  end
+  local retry_on = opts.retry_on
+  if retry_on == nil then retry_on = default_retry_on end
+  args.callable(retry_on, 2, "retry", "opts.retry_on")
   for attempt = 1, attempts do
     local r = table.pack(pcall(fn))
     if r[1] then return table.unpack(r, 2, r.n) end

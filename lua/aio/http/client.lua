@@ -8,8 +8,9 @@
 
 local core = require "aio.core"
 local args = require "aio.core.args"
+local retry = require "aio.core.retry"
 
-local Error, is_error, sleep = core.Error, core.is_error, core.sleep
+local Error, is_error = core.Error, core.is_error
 local argerror, usage, option, count = args.error, args.usage, args.option, args.count
 local check = args.self
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -89,11 +90,20 @@ local function timeouts(v, n, fname)
            read = seconds(v.read, n, fname, "option 'timeout.read'") }
 end
 
+-- Raised inside the retry loop when a response has a status to retry.
+local RETRY_STATUS = setmetatable({}, { __tostring = function() return "retry status" end })
+
+-- What the retry loop retries: a status listed, or a failure a new
+-- attempt may cure.
+local function retry_on(err)
+  return err == RETRY_STATUS or (is_error(err) and RETRY_KINDS[err.kind] == true)
+end
+
 local RETRIES_KEYS = { attempts = true, statuses = true, delay = true, factor = true,
   max_delay = true }
 
--- retries: {attempts=, statuses=, delay=, factor=, max_delay=}, with
--- `statuses` made a set; false: none.
+-- retries: {attempts=, statuses=, delay=, factor=, max_delay=} -> the
+-- options of aio.core.retry's loop plus `statuses` (a set); false: none.
 local function check_retries(v, n, fname)
   if v == nil or v == false then return false end
   if type(v) ~= "table" then
@@ -111,7 +121,8 @@ local function check_retries(v, n, fname)
     attempts = count(v.attempts, n, fname, "option 'retries.attempts'", 1) or 3,
     delay = seconds(v.delay, n, fname, "option 'retries.delay'") or 0.25,
     factor = option(v.factor, "number", n, fname, "option 'retries.factor'") or 2,
-    max_delay = seconds(v.max_delay, n, fname, "option 'retries.max_delay'") or 30 }
+    max_delay = seconds(v.max_delay, n, fname, "option 'retries.max_delay'") or 30,
+    jitter = false, retry_on = retry_on }
 end
 
 
@@ -529,24 +540,23 @@ local function resolve(self, url, query)
   return url
 end
 
+-- Sends the request; an idempotent one with `retries` goes through the
+-- retry loop (aio.retry's), which also retries the statuses listed until
+-- the last attempt, whose response is returned whatever its status.
 local function send(eng, method, url, lines, body, spec, retries)
   if not retries or not IDEMPOTENT[method] then
     return eng:request(method, url, lines, body, spec)
   end
-  local delay = retries.delay
-  for attempt = 1, retries.attempts do
-    local ok, res = pcall(eng.request, eng, method, url, lines, body, spec)
-    local last = attempt == retries.attempts
-    if ok then
-      if last or not retries.statuses[res.status] then return res end
+  local attempt, statuses, last = 0, retries.statuses, retries.attempts
+  return retry.loop(function()
+    attempt = attempt + 1
+    local res = eng:request(method, url, lines, body, spec)
+    if attempt < last and statuses[res.status] then
       res:close()
-    elseif last or not (is_error(res) and RETRY_KINDS[res.kind]) then
-      error(res, 0)
+      error(RETRY_STATUS, 0)
     end
-    sleep(delay)
-    delay = delay * retries.factor
-    if delay > retries.max_delay then delay = retries.max_delay end
-  end
+    return res
+  end, retries)
 end
 
 -- Valid methods seen so far -> their upper-case form (a few dozen at most).

@@ -64,8 +64,14 @@ function M.usage(msg)
   error(core.Error("usage", msg), 0)
 end
 
-local function a(tname)
-  return (find(tname, "^[aeiou]") and "an " or "a ") .. tname
+-- Raises for `v`, which is not a `what` ("number", "aio.Lock"): as an
+-- argument, "<what> expected, got <its type>"; as an option named
+-- `label`, "<label> must be a <what>".
+local function expected(v, n, fname, what, label)
+  if label then
+    argerror(n, fname, label .. (find(what, "^[aeiou]") and " must be an " or " must be a ") .. what)
+  end
+  argerror(n, fname, what .. " expected, got " .. typename(v))
 end
 
 --- Argument `n` must be of Lua type `tname`; returns it.
@@ -74,9 +80,7 @@ end
 ---@param n integer
 ---@param fname string
 function M.check(v, tname, n, fname)
-  if type(v) ~= tname then
-    argerror(n, fname, tname .. " expected, got " .. typename(v))
-  end
+  if type(v) ~= tname then expected(v, n, fname, tname) end
   return v
 end
 
@@ -88,9 +92,7 @@ end
 ---@param fname string
 ---@param label string
 function M.option(v, tname, n, fname, label)
-  if v ~= nil and type(v) ~= tname then
-    argerror(n, fname, label .. " must be " .. a(tname))
-  end
+  if v ~= nil and type(v) ~= tname then expected(v, n, fname, tname, label) end
   return v
 end
 
@@ -133,10 +135,7 @@ end
 -- A number, not NaN: "number expected" for an argument, "<label> must be
 -- a number" for an option; NaN is "<label or nan> is NaN".
 local function number(v, n, fname, label, nan)
-  if type(v) ~= "number" then
-    argerror(n, fname, label and label .. " must be a number"
-      or "number expected, got " .. typename(v))
-  end
+  if type(v) ~= "number" then expected(v, n, fname, "number", label) end
   if v ~= v then argerror(n, fname, (label or nan) .. " is NaN") end
   return v
 end
@@ -174,9 +173,10 @@ function M.count(v, n, fname, label, min)
   if v == nil then return nil end
   local i = type(v) == "number" and tointeger(v)
   if not i then
-    argerror(n, fname, label and label .. " must be an integer"
-      or type(v) == "number" and "number has no integer representation"
-      or "integer expected, got " .. typename(v))
+    if type(v) == "number" and not label then
+      argerror(n, fname, "number has no integer representation")
+    end
+    expected(v, n, fname, "integer", label)
   end
   if min and i < min then
     local what = min == 0 and "must not be negative" or "must be at least " .. min
@@ -217,10 +217,7 @@ local is_callable = M.is_callable
 ---@param fname string
 ---@param label? string
 function M.callable(v, n, fname, label)
-  if not is_callable(v) then
-    argerror(n, fname, label and label .. " must be a function"
-      or "function expected, got " .. typename(v))
-  end
+  if not is_callable(v) then expected(v, n, fname, "function", label) end
   return v
 end
 
@@ -231,9 +228,7 @@ end
 ---@param n integer
 ---@param fname string
 function M.object(v, class, n, fname)
-  if getmetatable(v) ~= class then
-    argerror(n, fname, rawget(class, "__name") .. " expected, got " .. typename(v))
-  end
+  if getmetatable(v) ~= class then expected(v, n, fname, rawget(class, "__name")) end
   return v
 end
 local object = M.object

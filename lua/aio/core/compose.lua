@@ -80,12 +80,7 @@ function M.gather(...)
   local tasks, array = collect("gather", ...)
   local n = #tasks
   local failed = watch_all(tasks, true)
-  if failed then
-    local err = failed:error()
-    cancel_all(tasks)
-    wait_all(tasks)
-    error(err, 0)
-  end
+  if failed then abandon(tasks, failed:error()) end
   local results = {n = n}
   for i = 1, n do results[i] = first_value(tasks[i]) end
   if array then return results end

@@ -59,20 +59,13 @@ function M.signal(name, handler)
   end
   local watcher = watch(name)
   local reg = setmetatable({ name = canon, _watcher = watcher }, Registration)
-  reg._task = spawn(dispatch, watcher, handler, canon)
-  reg._task.name = "signal " .. canon
-  return reg
+  return background.start(reg, "signal " .. canon, dispatch, watcher, handler, canon)
 end
 
 --- Stops handling the signal (handlers already started go on). In a task
 --- it also waits for the registration's task to end. Harmless when
 --- repeated.
-local function stop(reg) reg._watcher:close() end
-
-function Registration:close()
-  args.self(self, Registration, "close")
-  background.close(self, stop)
-end
+Registration.close = background.closer(Registration, function(reg) reg._watcher:close() end)
 
 Registration.__close = Registration.close
 

@@ -141,20 +141,13 @@ function M.listen(host, port, handler, opts)
   local addr, real = listener:address()
   local name = (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, real)
   local srv = setmetatable({ host = addr, port = real, _listener = listener, _name = name }, Server)
-  srv._task = spawn(acceptor, listener, handler, name)
-  srv._task.name = "server " .. name
-  return srv
+  return background.start(srv, "server " .. name, acceptor, listener, handler, name)
 end
 
 --- Stops accepting connections (connections being served go on; see
 --- wait_closed). In a task, also waits for the accepting task to end.
 --- Harmless when repeated.
-local function stop(srv) srv._listener:close() end
-
-function Server:close()
-  check(self, Server, "close")
-  background.close(self, stop)
-end
+Server.close = background.closer(Server, function(srv) srv._listener:close() end)
 
 --- Suspends until every connection being served has ended (their handlers
 --- returned). With close(), the whole server has stopped.

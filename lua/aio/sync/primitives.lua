@@ -108,26 +108,20 @@ function M.Condition(lock)
   return setmetatable({lock = lock, waiters = WaitList()}, Condition)
 end
 
---- Acquires the underlying lock (suspends); returns a guard for <close>.
-function Condition:acquire()
-  check(self, Condition, "acquire")
-  return self.lock:acquire()
+-- Condition:<fname>() may only be called with the lock held.
+local function need_lock(self, fname)
+  if not self.lock:locked() then
+    usage("Condition:" .. fname .. "() needs the lock to be held")
+  end
 end
 
-function Condition:try_acquire()
-  check(self, Condition, "try_acquire")
-  return self.lock:try_acquire()
-end
-
-function Condition:release()
-  check(self, Condition, "release")
-  return self.lock:release()
-end
-
----@return boolean
-function Condition:locked()
-  check(self, Condition, "locked")
-  return self.lock:locked()
+-- acquire (suspends; returns a guard for <close>), try_acquire, release
+-- and locked are the underlying lock's.
+for _, name in ipairs({ "acquire", "try_acquire", "release", "locked" }) do
+  Condition[name] = function(self)
+    check(self, Condition, name)
+    return self.lock[name](self.lock)
+  end
 end
 
 --- Releases the lock, waits to be notified, re-acquires the lock before it
@@ -136,9 +130,7 @@ end
 ---@return true
 function Condition:wait()
   check(self, Condition, "wait")
-  if not self.lock:locked() then
-    usage("Condition:wait() needs the lock to be held")
-  end
+  need_lock(self, "wait")
   self.lock:release()
   local ok, err = pcall(self.waiters.wait, self.waiters, true)
   core.shield(self.lock.acquire, self.lock)
@@ -164,18 +156,14 @@ end
 function Condition:notify(n)
   check(self, Condition, "notify")
   n = args.count(n, 1, "notify") or 1
-  if not self.lock:locked() then
-    usage("Condition:notify() needs the lock to be held")
-  end
+  need_lock(self, "notify")
   self.waiters:notify(n)
 end
 
 --- Wakes every waiting task; the lock must be held.
 function Condition:notify_all()
   check(self, Condition, "notify_all")
-  if not self.lock:locked() then
-    usage("Condition:notify_all() needs the lock to be held")
-  end
+  need_lock(self, "notify_all")
   self.waiters:notify_all()
 end
 

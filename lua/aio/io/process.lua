@@ -45,14 +45,15 @@ function M.run(argv, opts)
   opts = args.opts(opts, 2, "run")
   local o = {
     input = option(opts.input, "string", 2, "run", "input"),
-    cwd = option(opts.cwd, "string", 2, "run", "cwd"),
+    cwd = opts.cwd ~= nil and cstring(opts.cwd, 2, "run", "cwd") or nil,
   }
   if option(opts.env, "table", 2, "run", "env") then
     local env = {}
     for k, v in pairs(opts.env) do
-      if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+      if type(k) ~= "string" or k == "" or k:find("=", 1, true) then
         argerror(2, "run", "env: invalid variable name " .. tostring(k))
       end
+      cstring(k, 2, "run", "env name")
       env[k] = v ~= false and cstring(v, 2, "run", "env." .. k) or false
     end
     o.env = env

@@ -22,4 +22,16 @@ describe("the HTTP client", function()
       assert.are.equal("ok", r.body)
     end
   end))
+
+  it("gets every answer of a server that closes each connection", H.async(function()
+    -- the race of the report: the close arrives as the next request goes
+    -- out on the kept-alive connection (13 of 100 failed)
+    local url = env.raw_url("/answer-then-close")
+    for i = 1, 40 do
+      local ok, r = pcall(aio.http.get, url)
+      assert.is_true(ok, ("request %d: %s"):format(i, tostring(r)))
+      assert.are.equal(404, r.status)
+      if i % 4 == 0 then aio.sleep(0.01) end
+    end
+  end))
 end)

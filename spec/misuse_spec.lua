@@ -98,10 +98,10 @@ local function hammer_meta(objects, context)
   for name in pairs(objects) do names[#names + 1] = name end
   table.sort(names)
   local receivers = {n = 7, nil, {}, "x", 5, io.stdout}
-  for _, oname in ipairs(names) do
+  for k, oname in ipairs(names) do
     local obj = objects[oname]
     -- another aio object: the next one in the list (a different class)
-    receivers[6] = objects[names[(#names + _G.select("#", oname)) % #names + 1]]
+    receivers[6] = objects[names[k % #names + 1]]
     receivers[7] = obj ~= objects.stream and objects.stream or objects.file
     for _, m in ipairs(H.metamethods_of(obj)) do
       for i = 1, receivers.n do

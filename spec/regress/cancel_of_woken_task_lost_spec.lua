@@ -16,15 +16,22 @@ local function until_ready(task, secs)
   end
 end
 
+-- A server that sends 5 bytes once `go` is set, and a stream to it.
+local function half_sender()
+  local go = aio.Event()
+  local server = aio.tcp.listen("127.0.0.1", 0, function(s)
+    go:wait()
+    s:write("12345")
+    s:read()                          -- until the client closes
+  end)
+  return go, server, aio.tcp.connect("127.0.0.1", server.port)
+end
+
 describe("a cancellation of a task that was woken but not resumed", function()
   it("interrupts stream:read_exactly waiting again after partial data", H.async(function()
-    local go = aio.Event()
-    local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
-      go:wait()
-      s:write("12345")
-      s:read()                        -- until the client closes
-    end)
-    local s <close> = aio.tcp.connect("127.0.0.1", server.port)
+    local go, server, s = half_sender()
+    local _ <close> = server
+    local _ <close> = s
     local reader = aio.spawn(function() return s:read_exactly(10) end)
     aio.sleep(0.01)
     go:set()
@@ -37,13 +44,9 @@ describe("a cancellation of a task that was woken but not resumed", function()
   end))
 
   it("interrupts aio.timeout when partial data and the deadline land together", H.async(function()
-    local go = aio.Event()
-    local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
-      go:wait()
-      s:write("12345")
-      s:read()                        -- until the client closes
-    end)
-    local s <close> = aio.tcp.connect("127.0.0.1", server.port)
+    local go, server, s = half_sender()
+    local _ <close> = server
+    local _ <close> = s
     local t0
     local reader = aio.spawn(function()
       t0 = aio.now()

@@ -11,14 +11,9 @@ describe("the HTTP client out of descriptors", function()
       aio.run(function()
         local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s) s:read() end)
         local get = aio.http.get
-        local files = {}
-        while true do
-          local f = io.open("/dev/null")
-          if not f then break end
-          files[#files + 1] = f
-        end
+        local release = require("support.fds")()
         local ok, err = pcall(get, "http://127.0.0.1:" .. server.port .. "/")
-        for _, f in ipairs(files) do f:close() end
+        release()
         print(ok, aio.is_error(err) and err.kind, aio.is_error(err) and err.code, tostring(err))
       end)
     ]], "ulimit -n 64;")

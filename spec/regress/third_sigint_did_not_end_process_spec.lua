@@ -5,32 +5,11 @@
 -- could not be stopped with Ctrl-C at all. The third SIGINT ends it now.
 local H = require "helper"
 
-local function run_with_sigints(code, count, gap)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(code)
-  f:close()
-  local sh = os.tmpname()
-  f = assert(io.open(sh, "w"))
-  local kills = {}
-  for i = 1, count do kills[i] = ("sleep %g; kill -INT $P 2>/dev/null"):format(gap) end
-  -- the child's exit status, or "alive" if it survived all the signals
-  f:write(("%s lua5.4 %s & P=$!\n%s\nsleep %g\nif kill -0 $P 2>/dev/null; then echo alive; kill -9 $P; fi\nwait $P; echo \"status=$?\"\n")
-    :format(H.lua_env(), path, table.concat(kills, "\n"), gap * 3))
-  f:close()
-  local p = io.popen("sh " .. sh .. " 2>&1")
-  local out = p:read("a")
-  p:close()
-  os.remove(path)
-  os.remove(sh)
-  return out
-end
-
 describe("SIGINT", function()
   local gap = H.SLOW and 1.5 or 0.3
 
   it("ends the process at the third, under lua5.4's own handler", function()
-    local out = run_with_sigints([[
+    local out = H.lua_child_sigint([[
       local aio = require "aio"
       io.stdout:setvbuf("no")
       aio.run(function()
@@ -45,7 +24,7 @@ describe("SIGINT", function()
   end)
 
   it("makes aio.run raise interrupted as an aio.Error after one", function()
-    local out = run_with_sigints([[
+    local out = H.lua_child_sigint([[
       local aio = require "aio"
       io.stdout:setvbuf("no")
       local ok, err = pcall(aio.run, function()

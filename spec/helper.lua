@@ -216,29 +216,34 @@ function H.lua_child(code, env)
   return out, code_
 end
 
---- Runs Lua `code` in a child lua5.4 and sends it `count` SIGINTs,
---- `gap` seconds apart (the first after `gap`). Returns its combined
---- stdout+stderr, then a line "status=N" (its exit status: 130 when
---- SIGINT ended it), or "alive" if it survived them all (it is killed).
+--- Runs Lua `code` in a child lua5.4 and, once it has printed "started"
+--- (its aio.run has begun), sends it `count` SIGINTs `gap` seconds apart
+--- (the first after `gap`). Returns its combined stdout+stderr, then a
+--- line "status=N" (its exit status: 130 when SIGINT ended it), or
+--- "alive" if it survived them all (it is killed).
 function H.lua_child_sigint(code, count, gap)
-  local path, sh = os.tmpname(), os.tmpname()
+  local path, sh, out = os.tmpname(), os.tmpname(), os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(code)
   f:close()
   local kills = {}
   for i = 1, count do kills[i] = ("sleep %g; kill -INT $P 2>/dev/null"):format(gap) end
   f = assert(io.open(sh, "w"))
-  f:write(("%s lua5.4 %s & P=$!\n%s\nsleep %g\n"):format(H.lua_env(), path,
-    table.concat(kills, "\n"), gap * 3))
-  f:write("if kill -0 $P 2>/dev/null; then echo alive; kill -9 $P; fi\n")
-  f:write("wait $P; echo \"status=$?\"\n")
+  f:write(("%s lua5.4 %s >%s 2>&1 </dev/null & P=$!\n"):format(H.lua_env(), path, out))
+  f:write(("i=0; until grep -q started %s || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done\n")
+    :format(out))
+  f:write(("%s\nsleep %g\n"):format(table.concat(kills, "\n"), gap * 3))
+  f:write("if kill -0 $P 2>/dev/null; then echo alive >>" .. out .. "; kill -9 $P; fi\n")
+  f:write(("wait $P; echo \"status=$?\" >>%s\n"):format(out))
   f:close()
-  local p = io.popen("sh " .. sh .. " 2>&1 </dev/null")
-  local out = p:read("a")
-  p:close()
+  os.execute("sh " .. sh)
+  f = assert(io.open(out))
+  local text = f:read("a")
+  f:close()
   os.remove(path)
   os.remove(sh)
-  return out
+  os.remove(out)
+  return text
 end
 
 return H

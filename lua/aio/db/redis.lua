@@ -849,7 +849,7 @@ local function new_subscription(client, fname)
   if getmetatable(client) ~= Client then args.self(client, Client, fname) end
   if client._closed then closed_error("redis client") end
   local sub = setmetatable({ _client = client, _conn = false, _channels = {}, _patterns = {},
-    _count = 0, _closed = false, _lock = Lock() }, Subscription)
+    _count = 0, _closed = false, _lost = false, _lock = Lock() }, Subscription)
   client._subs[sub] = true
   return sub
 end
@@ -912,11 +912,11 @@ function sub_methods:receive()
   if self._closed then return nil end
   local conn = self._conn
   if not conn then return nil end
-  if not alive(conn) then
-    if conn_state(conn) ~= "lost" then return nil end
-    conn = sub_conn(self)
-  end
-  return message(conn)
+  if not alive(conn) and self._lost == conn then conn = sub_conn(self) end
+  local ok, msg = pcall(message, conn)
+  if ok then return msg end
+  if is_error(msg, "io") then self._lost = conn end
+  error(msg, 0)
 end
 
 --- Iterator over the messages: `for msg in sub:messages() do … end` ends

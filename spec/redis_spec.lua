@@ -370,7 +370,7 @@ describe_redis("aio.redis", function()
       local r <close> = connect()
       local sub <close> = r:subscribe("news", "sport")
       assert.are.same({ "news", "sport" }, (sub:subscriptions()))
-      aio.spawn(function()
+      local publisher = aio.spawn(function()
         for i = 1, 100 do r:publish(i % 2 == 0 and "news" or "sport", "m" .. i) end
         r:publish("other", "never")
       end)
@@ -381,6 +381,7 @@ describe_redis("aio.redis", function()
         assert.are.equal(#got % 2 == 0 and "news" or "sport", msg.channel)
         if #got == 100 then sub:unsubscribe() end
       end
+      publisher:await()
       assert.are.equal(100, #got)
       for i = 1, 100 do assert.are.equal("m" .. i, got[i]) end
       assert.is_nil(sub:receive())

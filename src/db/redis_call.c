@@ -64,11 +64,40 @@ static void check_args (lua_State *L, int first, int n, const char *name) {
 }
 
 
+/* Writes the decimal digits of `n` to end at `end`; returns where they
+** start. */
+static char *digits (char *end, size_t n) {
+  do {
+    *--end = (char)('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  return end;
+}
+
+
+/* Formats integer `i` into buf (at least 24 bytes); returns its length. */
+static size_t format_int (char *buf, lua_Integer i) {
+  char tmp[24], *p;
+  size_t n;
+  if (i < 0) {
+    p = digits(tmp + sizeof tmp, (size_t)0 - (size_t)i);
+    *--p = '-';
+  }
+  else p = digits(tmp + sizeof tmp, (size_t)i);
+  n = (size_t)(tmp + sizeof tmp - p);
+  memcpy(buf, p, n);
+  return n;
+}
+
+
 /* Appends "<c><n>\r\n". */
 static int put_len (Buf *b, char c, size_t n) {
-  char tmp[32];
-  int k = snprintf(tmp, sizeof tmp, "%c%zu\r\n", c, n);
-  return aio__buf_append(b, tmp, (size_t)k);
+  char tmp[32], *p;
+  tmp[30] = '\r';
+  tmp[31] = '\n';
+  p = digits(tmp + 30, n);
+  *--p = c;
+  return aio__buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 
@@ -91,9 +120,7 @@ static int put_command (Buf *b, lua_State *L, int first, int n) {
     const char *s;
     if (lua_type(L, i) == LUA_TSTRING) s = lua_tolstring(L, i, &len);
     else {
-      if (lua_isinteger(L, i))
-        len = (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT,
-                               (LUAI_UACINT)lua_tointeger(L, i));
+      if (lua_isinteger(L, i)) len = format_int(num, lua_tointeger(L, i));
       else len = (size_t)format_float(num, sizeof num, lua_tonumber(L, i));
       s = num;
     }

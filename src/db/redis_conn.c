@@ -315,8 +315,7 @@ static int dispatch (RedisConn *c, redisReply *r) {
     return 0;
   }
   call = aio_container_of(c->fifo.next, RedisCall, link);
-  if (call->state == CALL_ABANDONED) freeReplyObject(r);   /* a tombstone */
-  else if (call->want == 1) call->one = r;
+  if (call->want == 1) call->one = r;      /* a tombstone's go when done */
   else call->many[call->got] = r;
   if (++call->got == call->want) call_finish(c, call, 0);
   return 1;

@@ -23,7 +23,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench clean env lint
+.PHONY: all test sanitize valgrind bench bench-redis clean env lint
 
 all: $(CORE)
 
@@ -65,12 +65,16 @@ valgrind: all
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 # every benchmark beside its peers: core (W1-W4), HTTP (W5, W6), TCP and
-# threads; BENCH_RUNS repetitions of each (median shown)
+# threads, Redis (W10); BENCH_RUNS repetitions of each (median shown)
 BENCH_RUNS ?= 3
 bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
+	$(MAKE) -s bench-redis
+
+bench-redis: all
+	$(LUA_ENV) bash bench/redis.sh -r $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

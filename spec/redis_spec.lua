@@ -387,8 +387,9 @@ describe_redis("aio.redis", function()
       assert.is_nil(sub:receive())
       -- subscribing again reopens it
       sub:subscribe("late")
-      aio.spawn(function() r:publish("late", "hi") end)
+      local late = aio.spawn(function() return r:publish("late", "hi") end)
       assert.are.equal("hi", sub:receive().data)
+      assert.are.equal(1, late:await())
     end))
 
     it("matches patterns and subscribes to more on the way", H.async(function()
@@ -515,7 +516,8 @@ describe_redis("aio.redis", function()
     it("never crashes with wrong arguments or receivers", H.async(function()
       local r <close> = connect()
       local sub <close> = r:subscribe("m")
-      local objects = { r, r:pipeline(), sub }
+      local spare <close> = connect()
+      local objects = { r, r:pipeline(), sub, spare._conn }
       local junk = { n = 9, nil, true, 0, 1.5, 0 / 0, "", {}, function() end, aio.Event() }
       local calls = 0
       for _, obj in ipairs(objects) do

@@ -13,19 +13,14 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
-local result = require("benchlib").result
+local benchlib = require "benchlib"
 
 local PORT = assert(tonumber(arg[1]), "usage: aio_redis.lua PORT [N] [TASKS]")
 local N = tonumber(arg[2]) or 200000
 local TASKS = tonumber(arg[3]) or 50
-local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
 
 aio.run(function()
-  local watchdog = aio.spawn(function()
-    aio.sleep(TIMEOUT)
-    io.stderr:write("timeout\n")
-    os.exit(3)
-  end)
+  local watchdog = benchlib.watchdog()
   local r <close> = aio.redis.connect(("redis://127.0.0.1:%d"):format(PORT))
   local value = ("x"):rep(32)
   local per = N // TASKS // 2
@@ -45,6 +40,6 @@ aio.run(function()
   local secs = aio.now() - t0
   local n = per * 2 * TASKS
   watchdog:cancel()
-  result({ peer = "aio", wl = "w10", n = n, secs = secs, rate = n / secs,
+  benchlib.result({ peer = "aio", wl = "w10", n = n, secs = secs, rate = n / secs,
     unit = "ops/s", ok = good == per * TASKS, tasks = TASKS })
 end)

@@ -58,35 +58,14 @@ redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
 REDIS_PID=$!
 for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
-# run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
-run() {
-  local label=$1; shift
-  local out line
-  out=$(timeout -k 5 $((BENCH_TIMEOUT + 15)) "$@" 2>"$WORK/stderr.txt")
-  line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -1)
-  [ -z "$line" ] && line="RESULT ok=0 err=$(head -c 200 "$WORK/stderr.txt" | tr -s ' \n\t' '___')"
-  echo "label=$label ${line#RESULT }" >> "$RAW"
-}
-
 # redis-benchmark's mean of the SET and GET rates
 rbench() {
   redis-benchmark -p "$PORT" -t set,get -n "$N" -c "$C" -d 32 -P "$1" --csv 2>/dev/null |
     awk -F'"' '/"(SET|GET)"/ {s += $4; n++} END {if (n) printf "%.0f", s / n}'
 }
 
-field() { grep "^label=$1 " "$RAW" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-stats() {
-  sort -g | awk '{v[NR]=$1} END{ if (NR==0) {print "- - -"; exit}
-    m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR] }'
-}
-median() { field "$1" rate | stats | cut -d' ' -f1; }
-row() {
-  local med mn mx oks
-  read -r med mn mx < <(field "$1" rate | stats)
-  oks=$(field "$1" ok | sort -u | tr '\n' ' ')
-  printf '  %-24s %10s  [%s - %s] ops/s  ok=%s\n' "$1" "$med" "$mn" "$mx" "$oks"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
+# run, field, stats, median, row, ratio
+. "$HERE/lib.sh"
 
 for i in $(seq "$RUNS"); do
   for pl in 1 16; do
@@ -100,10 +79,10 @@ done
 
 echo "W10: $N SET/GET of 32 bytes from $C clients (ops/s; medians of $RUNS rounds [min - max])"
 for l in redis-benchmark-P1 redis-benchmark-P16 redis-py-asyncio redis-py-uvloop ioredis aio; do
-  row $l
+  row $l rate ops/s
 done
-a=$(median aio)
-echo "  ratios of medians: aio/redis-benchmark $(ratio "$a" "$(median redis-benchmark-P1)") (target 4)" \
-     " aio/redis-py-uvloop $(ratio "$a" "$(median redis-py-uvloop)") (target 8)" \
-     " aio/ioredis $(ratio "$a" "$(median ioredis)")" \
-     " aio/redis-benchmark-P16 $(ratio "$a" "$(median redis-benchmark-P16)")"
+a=$(median aio rate)
+echo "  ratios of medians: aio/redis-benchmark $(ratio "$a" "$(median redis-benchmark-P1 rate)") (target 4)" \
+     " aio/redis-py-uvloop $(ratio "$a" "$(median redis-py-uvloop rate)") (target 8)" \
+     " aio/ioredis $(ratio "$a" "$(median ioredis rate)")" \
+     " aio/redis-benchmark-P16 $(ratio "$a" "$(median redis-benchmark-P16 rate)")"

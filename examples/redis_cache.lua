@@ -18,17 +18,9 @@ local fixture = require "support.fixture_server"
 
 local nitems = tonumber(arg[1]) or 5
 local latency = tonumber(arg[2]) or 0.2
-local url = arg[3]
 
-local server
-if not url then
-  server = require("support.redis_server").start()
-  if not server then
-    print("redis-server is not installed: nothing to show (apt-get install redis-server)")
-    return
-  end
-  url = server.url
-end
+local url, server = require("support.redis_server").url(arg[3])
+if not url then return end
 
 aio.run(function()
   local backend_calls = 0

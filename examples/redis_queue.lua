@@ -32,17 +32,9 @@ end
 
 local njobs = tonumber(arg[1]) or 12
 local nworkers = tonumber(arg[2]) or 3
-local url = arg[3]
 
-local server
-if not url then
-  server = require("support.redis_server").start()
-  if not server then
-    print("redis-server is not installed: nothing to show (apt-get install redis-server)")
-    return
-  end
-  url = server.url
-end
+local url, server = require("support.redis_server").url(arg[3])
+if not url then return end
 
 aio.run(function()
   local r <close> = aio.redis.connect(url)

@@ -3,10 +3,10 @@ support/redis_server.lua: a throwaway redis-server for the Redis examples,
 so that they run offline: no persistence, listening only on a unix socket
 in a temporary directory, stopped (by PID) when the example ends.
 
-  local local_redis = require "support.redis_server"
-  local server = local_redis.start()     -- nil if redis-server is missing
-  print(server.url)                      -- unix:/tmp/aio-redis.XXXXXX/redis.sock
-  server:stop()
+  local url, server = require("support.redis_server").url(arg[1])
+  if not url then return end             -- no URL given and no redis-server
+  ...                                    -- url: unix:/tmp/aio-redis.XXXXXX/redis.sock
+  if server then server:stop() end
 ]]
 
 local M = {}
@@ -50,6 +50,19 @@ function M.start()
   end
   server:stop()
   error("redis-server did not start")
+end
+
+--- The Redis URL an example uses: `given` if there is one, else that of a
+--- new throwaway server (returned too, to stop). Without redis-server it
+--- says so and returns nil.
+function M.url(given)
+  if given then return given end
+  local server = M.start()
+  if not server then
+    print("redis-server is not installed: nothing to show (apt-get install redis-server)")
+    return nil
+  end
+  return server.url, server
 end
 
 return M

@@ -8,34 +8,16 @@ local H = require "helper"
 
 local S = {}
 
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+local proc = require "support.proc"
+local slurp, alive, nap = proc.slurp, proc.alive, proc.nap
+
 local BIN = "/usr/bin/redis-server"
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- Sleeps without a child process.
-local function nap(secs)
-  local aio = require "aio"
-  if aio.current() then aio.sleep(secs) else aio.run(aio.sleep, secs) end
-end
 
 --- Is redis-server installed? (Specs skip when it is not.)
 function S.available()
   local f = io.open(BIN)
   if f then f:close() end
   return f ~= nil
-end
-
--- Is process `pid` running (a zombie is not)?
-local function alive(pid)
-  local stat = slurp("/proc/" .. pid .. "/stat")
-  return stat ~= nil and not stat:match("^%d+ %b() Z")
 end
 
 --- A TCP port nobody listens on now.
@@ -64,9 +46,7 @@ local function launch(srv)
     argv[#argv + 1] = ("--user %s on '>%s' '~*' '&*' '+@all'"):format(u[1], u[2])
   end
   os.remove(log)
-  local p = assert(io.popen(CLEAN_ENV .. table.concat(argv, " ") .. " >/dev/null 2>&1 & echo $!"))
-  srv.pid = tonumber(p:read("l"))
-  p:close()
+  srv.pid = proc.spawn(table.concat(argv, " "), "/dev/null")
   for _ = 1, 200 do
     local text = slurp(log) or ""
     if text:find("Ready to accept connections", 1, true) then return end

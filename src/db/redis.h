@@ -60,11 +60,9 @@ typedef struct RedisCall {
 typedef struct RedisConn {
   IoHandle io;
   union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+    uv_tcp_t tcp;        /* redis:// */
+    uv_pipe_t pipe;      /* unix: */
+  } h;                   /* a uv_stream_t: aio_redis_stream(c) */
   redisReader *reader;
   Buf out;               /* commands not yet handed to the kernel */
   Buf wbuf;              /* the bytes of the write in flight */
@@ -87,6 +85,9 @@ typedef struct RedisConn {
   uint8_t writing;       /* wreq is in flight */
   uint8_t pubsub;        /* message replies go to the message queue */
 } RedisConn;
+
+#define aio_redis_stream(c) ((uv_stream_t *)&(c)->h)
+#define aio_redis_handle(c) ((uv_handle_t *)&(c)->h)
 
 /* redis_conn.c: the connection */
 extern const AioClass aio__redis_conn_class;

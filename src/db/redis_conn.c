@@ -18,13 +18,6 @@
 #define MAX_SPARE 256      /* calls kept for reuse */
 #define MSG_PAUSE 4096     /* queued messages that pause reading */
 
-/* A connect request. User value 1: the connection object. */
-typedef struct ConnReq {
-  Req r;
-  uv_connect_t c;
-} ConnReq;
-
-
 /* ---------------------------------------------------------------------
 ** Calls: allocated from and returned to the connection
 ** ------------------------------------------------------------------- */
@@ -124,7 +117,7 @@ static void free_list (Link *list) {
 
 static void stop_reading (RedisConn *c) {
   if (c->reading) {
-    uv_read_stop(&c->h.stream);
+    uv_read_stop(aio_redis_stream(c));
     c->reading = 0;
   }
 }
@@ -138,7 +131,7 @@ static void conn_close (IoHandle *io) {
   int status = c->err != 0 ? c->err : AIO_REDIS_CLOSED;
   stop_reading(c);
   link_remove(&c->flush.link);
-  aio__io_close_handle(io, &c->h.handle);
+  aio__io_close_handle(io, aio_redis_handle(c));
   while (!link_empty(&c->fifo))
     call_finish(c, aio_container_of(c->fifo.next, RedisCall, link), status);
   aio__notify_all(io->loop, &c->msg_waiters);
@@ -205,7 +198,7 @@ static void flush_run (Loop *loop, Deferred *d) {
   (void)loop;
   if (c->io.closing || c->writing || aio_buf_avail(&c->out) == 0) return;
   b = uv_buf_init(aio_buf_head(&c->out), (unsigned)aio_buf_avail(&c->out));
-  rc = uv_try_write(&c->h.stream, &b, 1);
+  rc = uv_try_write(aio_redis_stream(c), &b, 1);
   if (rc == UV_EAGAIN) rc = 0;
   if (rc < 0) {
     conn_fail(c, rc);
@@ -217,7 +210,7 @@ static void flush_run (Loop *loop, Deferred *d) {
   c->wbuf = c->out;
   c->out = tmp;
   b = uv_buf_init(aio_buf_head(&c->wbuf), (unsigned)aio_buf_avail(&c->wbuf));
-  rc = uv_write(&c->wreq, &c->h.stream, &b, 1, write_cb);
+  rc = uv_write(&c->wreq, aio_redis_stream(c), &b, 1, write_cb);
   if (rc < 0) {
     conn_fail(c, rc);
     return;
@@ -242,7 +235,7 @@ static void read_cb (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 static void start_reading (RedisConn *c) {
   int rc;
   if (c->reading || c->io.closing) return;
-  rc = uv_read_start(&c->h.stream, alloc_cb, read_cb);
+  rc = uv_read_start(aio_redis_stream(c), alloc_cb, read_cb);
   if (rc < 0) conn_fail(c, rc);
   else c->reading = 1;
 }
@@ -447,16 +440,6 @@ static int conn_pending (lua_State *L) {
 }
 
 
-/* conn:_set_name(name): the name used in messages. */
-static int conn_set_name (lua_State *L) {
-  aio__redis_self(L);
-  luaL_checkstring(L, 2);
-  lua_settop(L, 2);
-  lua_setiuservalue(L, 1, 1);
-  return 0;
-}
-
-
 static int conn__tostring (lua_State *L) {
   IoRef *ref = (IoRef *)aio__checkself(L);
   const char *name = conn_name(L);
@@ -470,30 +453,11 @@ static int conn__tostring (lua_State *L) {
 ** Connecting
 ** ------------------------------------------------------------------- */
 
-static void connect_cb (uv_connect_t *req, int status) {
-  ConnReq *q = aio_container_of(req, ConnReq, c);
-  aio__req_done(&q->r, status);
-}
-
-
-/* Raises `connect` for `err`; the stack is (host, port|nil, ...). */
-static int connect_fail (lua_State *L, int err) {
-  if (lua_isnil(L, 2)) lua_pushfstring(L, "unix:%s", lua_tostring(L, 1));
-  else aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
-  aio__uv_error_new(L, "connect", err, "cannot connect to %s",
-                    lua_tostring(L, -1));
-  aio__setfield_str(L, "address", lua_tostring(L, 1));
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "port");
-  return lua_error(L);
-}
-
-
-/* Stack: (host, port, conn, req). */
+/* Stack: (host, port, name, conn, req). */
 static int connect_k (lua_State *L, int status, lua_KContext ctx) {
   Loop *loop = aio_upvalue_loop(L);
   RedisConn *c = (RedisConn *)ctx;
-  ConnReq *q = (ConnReq *)lua_touserdata(L, 4);
+  ConnectReq *q = (ConnectReq *)lua_touserdata(L, 5);
   Task *t = loop->current;
   (void)status;
   if (t->wake != AIO_WAKE_OK) {
@@ -502,12 +466,13 @@ static int connect_k (lua_State *L, int status, lua_KContext ctx) {
   }
   if (q->r.status < 0 || c->io.closing) {
     aio__io_close(&c->io);
-    return connect_fail(L, q->r.status < 0 ? q->r.status : UV_ECANCELED);
+    return aio__connect_error(L, q->r.status < 0 ? q->r.status : UV_ECANCELED,
+                              1);
   }
-  if (c->h.handle.type == UV_TCP) uv_tcp_nodelay(&c->h.tcp, 1);
+  if (c->h.tcp.type == UV_TCP) uv_tcp_nodelay(&c->h.tcp, 1);
   c->connected = 1;
   start_reading(c);
-  lua_settop(L, 3);
+  lua_settop(L, 4);
   return 1;
 }
 
@@ -532,7 +497,7 @@ static RedisConn *conn_alloc (Loop *loop, char *scratch, int is_unix) {
     free(c);
     return NULL;
   }
-  aio__io_opened(&c->io, &c->h.handle);
+  aio__io_opened(&c->io, aio_redis_handle(c));
   c->scratch = scratch;
   c->flush.run = flush_run;
   link_init(&c->flush.link);
@@ -545,10 +510,11 @@ static RedisConn *conn_alloc (Loop *loop, char *scratch, int is_unix) {
 
 
 /*
-** core.redis.connect(ip, port) or core.redis.connect(path) (suspends) ->
-** Conn: a TCP connection to an address literal (aio.redis resolves names
-** first), or a unix socket connection. Raises `connect` with code,
-** address and port.
+** core.redis.connect(ip, port, [name]) or core.redis.connect(path, nil,
+** [name]) (suspends) -> Conn: a TCP connection to an address literal
+** (aio.redis resolves names first), or a unix socket connection. `name`
+** (default "ip:port" or "unix:path") is used in messages. Raises
+** `connect` with code, address and port.
 */
 static int redis_connect (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
@@ -556,36 +522,34 @@ static int redis_connect (lua_State *L) {
   int is_unix = lua_isnoneornil(L, 2);
   struct sockaddr_storage ss;
   RedisConn *c;
-  ConnReq *q;
+  ConnectReq *q;
   Task *t;
   int rc = 0;
   if (!is_unix) {
     lua_Integer port = luaL_checkinteger(L, 2);
     luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port out of range");
   }
-  lua_settop(L, 2);
+  luaL_optstring(L, 3, NULL);
+  lua_settop(L, 3);
   t = aio__task_enter(L, loop, "aio.redis.connect");
   if (!is_unix) {
     rc = aio__parse_address(host, (int)lua_tointeger(L, 2), &ss);
-    if (rc < 0) return connect_fail(L, rc);
+    if (rc < 0) return aio__connect_error(L, rc, 1);
   }
   c = conn_alloc(loop, aio__io_scratch(L), is_unix);
   if (c == NULL) return aio__nomem(L, "connecting");
-  aio__io_push(L, &c->io, CONN_MT, 1);              /* host port conn */
-  if (is_unix) lua_pushfstring(L, "unix:%s", host);
+  aio__io_push(L, &c->io, CONN_MT, 1);         /* host port name conn */
+  if (!lua_isnil(L, 3)) lua_pushvalue(L, 3);
+  else if (is_unix) lua_pushfstring(L, "unix:%s", host);
   else aio__push_hostport(L, host, (int)lua_tointeger(L, 2));
-  lua_setiuservalue(L, 3, 1);
-  q = (ConnReq *)aio__req_new(L, loop, sizeof(ConnReq), 1);
-  lua_pushvalue(L, 3);
   lua_setiuservalue(L, 4, 1);
-  if (is_unix) uv_pipe_connect(&q->c, &c->h.pipe, host, connect_cb);
-  else rc = uv_tcp_connect(&q->c, &c->h.tcp, (struct sockaddr *)&ss,
-                           connect_cb);
-  if (rc < 0) {
+  q = aio__connect_start(L, loop, aio_redis_stream(c),
+                         is_unix ? NULL : (struct sockaddr *)&ss, host, 4,
+                         &rc);
+  if (q == NULL) {
     aio__io_close(&c->io);
-    return connect_fail(L, rc);
+    return aio__connect_error(L, rc, 1);
   }
-  aio__req_start(L, &q->r, 4);
   return aio__req_wait(L, t, &q->r, (lua_KContext)c, connect_k);
 }
 
@@ -604,7 +568,6 @@ static const luaL_Reg conn_methods[] = {
   {"set_pubsub", conn_set_pubsub},
   {"pending", conn_pending},
   {"close", aio__io_close_method},
-  {"_set_name", conn_set_name},
   {NULL, NULL}
 };
 

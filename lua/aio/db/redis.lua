@@ -22,7 +22,7 @@ local refuse, has_block = base.refuse, base.has_block
 local BLOCKING, SHARED_FORBIDDEN, TX_FORBIDDEN = base.BLOCKING, base.SHARED_FORBIDDEN,
   base.TX_FORBIDDEN
 
-local type, pairs, ipairs, error, pcall = type, pairs, ipairs, error, pcall
+local type, select, pairs, ipairs, error, pcall = type, select, pairs, ipairs, error, pcall
 local getmetatable, setmetatable = getmetatable, setmetatable
 local pack, unpack, remove = table.pack, table.unpack, table.remove
 local fmt = string.format
@@ -63,26 +63,34 @@ local function reconnect(client)
   return r
 end
 
+-- Is `client` closed (by close(), or by the end of the run that opened
+-- its connection)?
+local function is_closed(client)
+  if not client._closed then
+    local conn = client._conn
+    if not alive(conn) and conn_state(conn) == "closed" then client._closed = true end
+  end
+  return client._closed
+end
+
+-- Checks the receiver of method `fname`: an open client.
+local function check(client, fname)
+  if getmetatable(client) ~= Client then args.self(client, Client, fname) end
+  if is_closed(client) then closed_error("redis client") end
+end
+
 -- The slow path of every command: checks the client and reconnects.
 local function shared(client, fname)
-  if getmetatable(client) ~= Client then args.self(client, Client, fname) end
-  if client._closed then closed_error("redis client") end
+  check(client, fname)
   local conn = client._conn
-  if conn then
-    if alive(conn) then return conn end
-    if conn_state(conn) == "closed" then       -- by the end of its run
-      client._closed = true
-      closed_error("redis client")
-    end
-  end
+  if alive(conn) then return conn end
   return reconnect(client)
 end
 
 -- A connection of its own for a blocking command or a transaction: an
 -- idle one, or a new one.
 local function take(client, fname)
-  if getmetatable(client) ~= Client then args.self(client, Client, fname) end
-  if client._closed then closed_error("redis client") end
+  check(client, fname)
   local idle = client._idle
   while #idle > 0 do
     local conn = remove(idle)
@@ -192,7 +200,7 @@ end
 ---@param cmd string
 ---@return any
 function methods:call(cmd, ...)
-  if getmetatable(self) ~= Client then args.self(self, Client, "call") end
+  args.self(self, Client, "call")
   args.check(cmd, "string", 2, "call")
   local key = cmd:lower():gsub("%s+", "_")
   if command_name(key) then return client_commands[key](self, ...) end
@@ -208,8 +216,7 @@ end
 
 -- A subscription of the client to `...` with `cmd`.
 local function subscription(client, fname, cmd, ...)
-  if getmetatable(client) ~= Client then args.self(client, Client, fname) end
-  if client._closed then closed_error("redis client") end
+  check(client, fname)
   return pubsub.subscribe(client, fname, cmd, ...)
 end
 
@@ -232,10 +239,10 @@ end
 --- Closes the client: its connections, subscriptions and blocking
 --- commands. Commands in flight raise `closed`. Harmless when repeated.
 function methods:close()
-  if getmetatable(self) ~= Client then args.self(self, Client, "close") end
+  args.self(self, Client, "close")
   if self._closed then return end
   self._closed = true
-  if self._conn then self._conn:close() end
+  self._conn:close()
   for _, conn in ipairs(self._idle) do conn:close() end
   self._idle = {}
   for conn in pairs(self._busy) do conn:close() end
@@ -245,8 +252,8 @@ end
 --- Is the client closed?
 ---@return boolean
 function methods:closed()
-  if getmetatable(self) ~= Client then args.self(self, Client, "closed") end
-  return self._closed
+  args.self(self, Client, "closed")
+  return is_closed(self)
 end
 
 Client.__close = methods.close
@@ -265,8 +272,10 @@ local Pipeline = { __name = "aio.redis.Pipeline" }
 local pipeline_methods = {}
 Pipeline.__index = pipeline_methods
 
--- Queues command `w1 [w2] ...` on pipeline or transaction `p`.
-local function queue(p, ...)
+-- Queues a command (`nwords` words, then its arguments, which are checked
+-- now for method `fname`) on pipeline or transaction `p`; returns `p`.
+local function queue(p, fname, nwords, ...)
+  check_args(fname, 2, select(nwords + 1, ...))
   local cmds = p._cmds
   cmds[#cmds + 1] = pack(...)
   return p
@@ -280,21 +289,18 @@ local function pipeline_method(name)
   if w1 == "SET" then
     return function(self, ...)
       args.self(self, Pipeline, name)
-      check_args(name, 2, set_args(...))
-      return queue(self, "SET", set_args(...))
+      return queue(self, name, 1, "SET", set_args(...))
     end
   end
   if w2 then
     return function(self, ...)
       args.self(self, Pipeline, name)
-      check_args(name, 2, ...)
-      return queue(self, w1, w2, ...)
+      return queue(self, name, 2, w1, w2, ...)
     end
   end
   return function(self, ...)
     args.self(self, Pipeline, name)
-    check_args(name, 2, ...)
-    return queue(self, w1, ...)
+    return queue(self, name, 1, w1, ...)
   end
 end
 
@@ -304,7 +310,7 @@ setmetatable(pipeline_methods, { __index = method_cache(pipeline_method) })
 --- (each method returns the pipeline), `p:execute()` sends them.
 ---@return aio.redis.Pipeline
 function methods:pipeline()
-  if getmetatable(self) ~= Client then args.self(self, Client, "pipeline") end
+  args.self(self, Client, "pipeline")
   return setmetatable({ _client = self, _cmds = {} }, Pipeline)
 end
 
@@ -370,13 +376,9 @@ local function tx_method(name)
   return function(self, ...)
     check_tx(self, name)
     if self._queued then
-      if set then
-        check_args(name, 2, set_args(...))
-        return queue(self, "SET", set_args(...))
-      end
-      check_args(name, 2, ...)
-      if w2 then return queue(self, w1, w2, ...) end
-      return queue(self, w1, ...)
+      if set then return queue(self, name, 1, "SET", set_args(...)) end
+      if w2 then return queue(self, name, 2, w1, w2, ...) end
+      return queue(self, name, 1, w1, ...)
     end
     if set then return command(self._conn, "SET", set_args(...)) end
     if w2 then return command(self._conn, w1, w2, ...) end
@@ -448,7 +450,7 @@ end
 ---@param opts? {watch?: string|string[], retries?: integer}
 ---@return table results
 function methods:transaction(fn, opts)
-  if getmetatable(self) ~= Client then args.self(self, Client, "transaction") end
+  args.self(self, Client, "transaction")
   args.callable(fn, 2, "transaction")
   opts = args.opts(opts, 3, "transaction", { watch = true, retries = true })
   local keys = opts.watch

@@ -116,7 +116,6 @@ function M.config(url, opts)
   args.check(url, "string", 1, "connect")
   opts = args.opts(opts, 2, "connect", CONNECT_OPTS)
   local cfg = parse_url(url)
-  local label
   cfg.timeout = opts.timeout ~= nil and args.duration(opts.timeout, 2, "connect", "timeout") or 0
   if opts.connect_timeout ~= nil then
     cfg.connect_timeout = args.duration(opts.connect_timeout, 2, "connect", "connect_timeout")
@@ -134,8 +133,7 @@ function M.config(url, opts)
   if cfg.db and cfg.db ~= 0 then hello[#hello + 1] = { "SELECT", cfg.db } end
   if cfg.name then hello[#hello + 1] = { "CLIENT", "SETNAME", cfg.name } end
   cfg.hello = #hello > 0 and hello or nil
-  label = cfg.address .. ((cfg.db and cfg.db ~= 0) and "/" .. cfg.db or "")
-  cfg.label = label
+  cfg.label = cfg.address .. ((cfg.db and cfg.db ~= 0) and "/" .. cfg.db or "")
   return cfg
 end
 

@@ -78,6 +78,8 @@ describe_redis("aio.redis", function()
       local e = H.raises("connect", aio.redis.connect, ("redis://127.0.0.1:%d"):format(S.free_port()))
       assert.are.equal("ECONNREFUSED", e.code)
       H.raises("connect", aio.redis.connect, "unix:/nonexistent/redis.sock")
+      e = H.raises("connect", aio.redis.connect, "redis://[::1]:1")
+      assert.are.equal("::1", e.address)
       H.raises("dns", aio.redis.connect, "redis://no-such-host.invalid:6379")
       for _, bad in ipairs({ "http://x", "redis://h:99999", "redis://h/x", "redis://user@h",
         "unix:", "redis://h?foo=1", "rediss://h" }) do

@@ -308,7 +308,7 @@ static int dispatch (RedisConn *c, redisReply *r) {
     return 0;
   }
   call = aio_container_of(c->fifo.next, RedisCall, link);
-  if (call->want == 1) call->one = r;      /* a tombstone's go when done */
+  if (call->want == 1) call->one = r;   /* a tombstone's too: freed at the end */
   else call->many[call->got] = r;
   if (++call->got == call->want) call_finish(c, call, 0);
   return 1;

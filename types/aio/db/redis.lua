@@ -16,7 +16,7 @@ local redis = {}
 
 ---Options of aio.redis.connect.
 ---@class aio.redis.ConnectOptions
----@field timeout? number seconds a command waits for its reply (raises `timeout`, phase "read"); none by default
+---@field timeout? number seconds a command waits for its reply (raises `timeout`, phase "read"); none by default; not for blocking commands and subscription messages
 ---@field connect_timeout? number seconds for resolving, connecting, AUTH and SELECT (raises `timeout`, phase "connect")
 ---@field username? string ACL user (AUTH username password)
 ---@field password? string AUTH password

@@ -70,11 +70,11 @@ RedisCall *aio__redis_call_new (RedisConn *c, uint32_t want) {
 }
 
 
-/* Gives a call that is not in the FIFO back (its replies are freed). */
+/* Gives back a call that is not in the FIFO and that no task waits for
+** (its replies are freed). */
 void aio__redis_call_free (RedisConn *c, RedisCall *call) {
   call_drop_replies(call);
   link_remove(&call->link);
-  link_remove(&call->waiters);
   if (c->nspare >= MAX_SPARE) {
     free(call);
     return;
@@ -308,7 +308,7 @@ static int dispatch (RedisConn *c, redisReply *r) {
     return 0;
   }
   call = aio_container_of(c->fifo.next, RedisCall, link);
-  if (call->want == 1) call->one = r;   /* a tombstone's too: freed at the end */
+  if (call->want == 1) call->one = r;   /* a tombstone's too: freed later */
   else call->many[call->got] = r;
   if (++call->got == call->want) call_finish(c, call, 0);
   return 1;

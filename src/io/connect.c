@@ -46,7 +46,8 @@ ConnectReq *aio__connect_start (lua_State *L, Loop *loop, uv_stream_t *h,
 */
 int aio__connect_error (lua_State *L, int err, int idx) {
   idx = lua_absindex(L, idx);
-  if (lua_isnil(L, idx + 1)) lua_pushfstring(L, "unix:%s", lua_tostring(L, idx));
+  if (lua_isnil(L, idx + 1))
+    lua_pushfstring(L, "unix:%s", lua_tostring(L, idx));
   else aio__push_hostport(L, lua_tostring(L, idx),
                           (int)lua_tointeger(L, idx + 1));
   aio__uv_error_new(L, "connect", err, "cannot connect to %s",

@@ -182,7 +182,7 @@ setmetatable(methods, { __index = client_commands })
 --- opts.username, opts.password, opts.db, opts.name (CLIENT SETNAME).
 --- Raises `dns`, `connect`, `timeout` or `redis` (a refused AUTH).
 ---@param url string
----@param opts? {timeout?: number, connect_timeout?: number, username?: string, password?: string, db?: integer, name?: string}
+---@param opts? aio.redis.ConnectOptions
 ---@return aio.redis.Client
 function M.connect(url, opts)
   local cfg = config(url, opts)
@@ -465,13 +465,14 @@ function methods:transaction(fn, opts)
     args.error(3, "transaction", "option 'watch' must be a key or an array of keys")
   end
   check_args("transaction", 1, unpack(keys))
-  local retries = args.count(opts.retries, 3, "transaction", "option 'retries'", 0) or DEFAULT_RETRIES
+  local retries = args.count(opts.retries, 3, "transaction", "option 'retries'", 0)
+    or DEFAULT_RETRIES
   for _ = 0, retries do
     local result = watched(self, fn, keys)
     if result ~= nil then return result end
   end
-  error(Error("redis", fmt("WATCH transaction aborted: a watched key changed, %d times", retries + 1),
-    { prefix = "WATCH", command = "EXEC" }), 0)
+  error(Error("redis", fmt("WATCH transaction aborted: a watched key changed, %d times",
+    retries + 1), { prefix = "WATCH", command = "EXEC" }), 0)
 end
 
 function Tx:__tostring()

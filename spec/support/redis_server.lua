@@ -36,21 +36,25 @@ end
 -- Starts redis-server for `srv` (its port, dir, options) and waits until
 -- it accepts connections.
 local function launch(srv)
-  local log = srv.dir .. "/redis.log"
+  local log, pidfile = srv.dir .. "/redis.log", srv.dir .. "/redis.pid"
   local argv = { BIN, "--port", srv.port, "--bind", "127.0.0.1", "--save", "''",
     "--appendonly", "no", "--dir", srv.dir, "--unixsocket", srv.socket,
-    "--unixsocketperm", "700", "--logfile", log, "--daemonize", "no",
-    "--enable-debug-command", "yes" }
+    "--unixsocketperm", "700", "--logfile", log, "--pidfile", pidfile,
+    "--daemonize", "no", "--enable-debug-command", "yes" }
   if srv.password then argv[#argv + 1] = "--requirepass " .. srv.password end
   for _, u in ipairs(srv.users or {}) do
     argv[#argv + 1] = ("--user %s on '>%s' '~*' '&*' '+@all'"):format(u[1], u[2])
   end
   os.remove(log)
-  srv.pid = proc.spawn(table.concat(argv, " "), "/dev/null")
+  os.remove(pidfile)
+  -- under `timeout`, so that a server outlives a crashed spec run by 30
+  -- minutes at most; srv.pid is the server's own (for SIGKILL)
+  local wrapper = proc.spawn("timeout -k 5 1800 " .. table.concat(argv, " "), "/dev/null")
   for _ = 1, 200 do
     local text = slurp(log) or ""
-    if text:find("Ready to accept connections", 1, true) then return end
-    if not alive(srv.pid) then break end
+    srv.pid = tonumber(slurp(pidfile) or "")
+    if srv.pid and text:find("Ready to accept connections", 1, true) then return end
+    if not alive(wrapper) then break end
     nap(0.025)
   end
   error("redis-server did not start:\n" .. (slurp(log) or ""))

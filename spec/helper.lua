@@ -189,6 +189,31 @@ function H.metamethods_of(obj)
   return list
 end
 
+--- Calls every metamethod of every object of `objects` (a table of
+--- them) with each wrong receiver: nil, a table, a string, a number, a
+--- userdata of Lua's, another aio object (the next one in `objects`, and a
+--- stream or file if given as objects.stream, objects.file), each call
+--- made as `call(fn, receiver, arg)` (e.g. pcall). Returns the number of
+--- calls.
+function H.hammer_metamethods(objects, call)
+  local names, calls = {}, 0
+  for name in pairs(objects) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local receivers = { n = 7, nil, {}, "x", 5, io.stdout }
+  for k, name in ipairs(names) do
+    local obj = objects[name]
+    receivers[6] = objects[names[k % #names + 1]]
+    receivers[7] = obj ~= objects.stream and objects.stream or objects.file
+    for _, m in ipairs(H.metamethods_of(obj)) do
+      for i = 1, receivers.n do
+        call(m.fn, receivers[i], receivers[(i % receivers.n) + 1])
+        calls = calls + 1
+      end
+    end
+  end
+  return calls
+end
+
 --- Loads every name the aio façade provides lazily (its __index's map).
 function H.load_all(aio)
   local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)

@@ -38,7 +38,7 @@ local function callables(objects)
   end
   H.load_all(aio)
   add("aio.", aio)
-  for _, m in ipairs({"http", "fs", "tcp", "dns", "process"}) do add("aio." .. m .. ".", aio[m]) end
+  for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis"}) do add("aio." .. m .. ".", aio[m]) end
   for oname, obj in pairs(objects) do
     local methods = H.method_table(obj)
     if type(methods) == "table" then add(oname .. ":", methods, obj) end
@@ -90,27 +90,8 @@ local function hammer(list, context)
   return calls
 end
 
--- Every metamethod of every object with each wrong receiver (nil, a
--- table, a string, a number, another aio object, a userdata of Lua's).
 local function hammer_meta(objects, context)
-  local call, calls = caller(context), 0
-  local names = {}
-  for name in pairs(objects) do names[#names + 1] = name end
-  table.sort(names)
-  local receivers = {n = 7, nil, {}, "x", 5, io.stdout}
-  for k, oname in ipairs(names) do
-    local obj = objects[oname]
-    -- another aio object: the next one in the list (a different class)
-    receivers[6] = objects[names[k % #names + 1]]
-    receivers[7] = obj ~= objects.stream and objects.stream or objects.file
-    for _, m in ipairs(H.metamethods_of(obj)) do
-      for i = 1, receivers.n do
-        call(m.fn, receivers[i], receivers[(i % receivers.n) + 1])
-        calls = calls + 1
-      end
-    end
-  end
-  return calls
+  return H.hammer_metamethods(objects, caller(context))
 end
 
 -- __gc and __close by hand on the objects themselves, then every method

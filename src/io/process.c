@@ -272,26 +272,26 @@ static int run_k (lua_State *L, int status, lua_KContext ctx) {
 /*
 ** Pushes the argv array for uv_spawn (a userdata, NULL-terminated) made
 ** from the array at `idx` (raw length, so no __len can run away): at
-** least the program, strings (or numbers) without zero bytes.
+** least the program, strings (or numbers) without zero bytes. Its user
+** value keeps the strings (numbers converted) alive.
 */
 static char **argv_array (lua_State *L, int idx) {
   char **list;
   lua_Unsigned i, len = lua_rawlen(L, idx);
   luaL_argcheck(L, len >= 1, idx, "argv is empty: the program is missing");
   luaL_argcheck(L, len <= ARGV_MAX, idx, "argv has too many elements");
-  list = (char **)lua_newuserdatauv(L, (size_t)(len + 1) * sizeof *list, 0);
+  list = (char **)lua_newuserdatauv(L, (size_t)(len + 1) * sizeof *list, 1);
+  lua_createtable(L, (int)len, 0);                  /* list strs */
   for (i = 1; i <= len; i++) {
     char what[32];
     int type = lua_rawgeti(L, idx, (lua_Integer)i);
     snprintf(what, sizeof what, "argv[%d]", (int)i);
     if (type != LUA_TSTRING && type != LUA_TNUMBER)
       luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a string", what));
-    aio__cstring(L, -1, what);
-    lua_pop(L, 1);
-    lua_rawgeti(L, idx, (lua_Integer)i);       /* a number became a string */
-    list[i - 1] = (char *)lua_tostring(L, -1);  /* the table keeps it */
-    lua_pop(L, 1);
+    list[i - 1] = (char *)aio__cstring(L, -1, what);   /* as a string */
+    lua_rawseti(L, -2, (lua_Integer)i);               /* kept by strs */
   }
+  lua_setiuservalue(L, -2, 1);
   list[len] = NULL;
   return list;
 }

@@ -25,6 +25,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
+  LIBPQ = { header = "postgresql/libpq-fe.h" },
 }
 
 build = {
@@ -45,6 +46,10 @@ build = {
         "src/core/task.c",
         "src/core/task_object.c",
         "src/core/timer.c",
+        "src/db/pg_conn.c",
+        "src/db/pg_copy.c",
+        "src/db/pg_query.c",
+        "src/db/pg_value.c",
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
@@ -70,15 +75,16 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl" },
-      incdirs = { "src", "$(LIBUV_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
+      libraries = { "uv", "curl", "pq" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(LIBPQ_INCDIR)/postgresql" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(LIBPQ_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
+    ["aio.db.pg"] = "lua/aio/db/pg.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",

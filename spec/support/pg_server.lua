@@ -137,10 +137,23 @@ function S.restart(env)
   env.pid = tonumber((slurp(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
 end
 
---- Starts a fast restart in the background (returns at once).
-function S.restart_async(env)
-  os.execute(CLEAN_ENV .. env.prefix .. S.BIN .. ("/pg_ctl -D '%s' -l '%s/log' -w -t 60 -m fast restart > '%s/restart.out' 2>&1 &")
-    :format(env.data, env.dir, env.dir))
+--- The argv and options for aio.process.run of a fast restart (from a
+--- task: the loop goes on while the server restarts). Read env.pid again
+--- afterwards with S.read_pid.
+function S.restart_command(env)
+  local argv = {}
+  if env.root then argv = {"runuser", "-u", "postgres", "--"} end
+  for _, a in ipairs({S.BIN .. "/pg_ctl", "-D", env.data, "-l", env.dir .. "/log", "-w",
+                      "-t", "60", "-m", "fast", "restart"}) do
+    argv[#argv + 1] = a
+  end
+  return argv, {env = {LD_PRELOAD = false, ASAN_OPTIONS = false, UBSAN_OPTIONS = false}}
+end
+
+--- The postmaster's PID now.
+function S.read_pid(env)
+  env.pid = tonumber((slurp(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
+  return env.pid
 end
 
 --- Stops the server at once (immediate shutdown) and removes its

@@ -187,7 +187,7 @@ void pg__turn_leave (PgConn *c);
 void pg__start_cancel (lua_State *L, PgConn *c);
 
 void pg__broken (PgConn *c);
-int pg__raise_lost (lua_State *L, PgConn *c, const char *what);
+int pg__raise_lost (lua_State *L, PgConn *c, const char *what, PGresult *r);
 void pg__op_clear (PgConn *c);
 
 /* pg_query.c */

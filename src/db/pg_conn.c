@@ -143,11 +143,38 @@ int pg__resumed (lua_State *L, PgConn *c) {
 }
 
 
-/* Raises `io`: the connection was lost (`what` says doing what), with
-** the first line of libpq's message. */
-int pg__raise_lost (lua_State *L, PgConn *c, const char *what) {
+/*
+** Raises `io`: the connection was lost (`what` says doing what). The
+** error the server sent last (FATAL 57P01 for a shutdown) gives its
+** message and SQLSTATE: `r` if it is one (freed here), else what libpq
+** still has (it closed the socket by now, so asking does not block);
+** else the first line of libpq's message.
+*/
+int pg__raise_lost (lua_State *L, PgConn *c, const char *what, PGresult *r) {
   const char *msg = c->pg != NULL ? PQerrorMessage(c->pg) : "";
   size_t n = strcspn(msg, "\n");
+  int i;
+  if (r != NULL && PQresultErrorField(r, PG_DIAG_SQLSTATE) == NULL) {
+    PQclear(r);
+    r = NULL;
+  }
+  if (r == NULL && c->pg != NULL && PQsocket(c->pg) < 0)
+    for (i = 0; i < 4; i++) {
+      PGresult *x = PQgetResult(c->pg);
+      if (x == NULL) break;
+      if (r == NULL && PQresultStatus(x) == PGRES_FATAL_ERROR &&
+          PQresultErrorField(x, PG_DIAG_SQLSTATE) != NULL) r = x;
+      else PQclear(x);
+    }
+  if (r != NULL) {
+    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    lua_pushstring(L, primary != NULL ? primary : "");
+    aio__error_new(L, "io", "%s: the connection to the server was lost: %s",
+                   what, lua_tostring(L, -1));
+    aio__setfield_str(L, "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    PQclear(r);
+    return lua_error(L);
+  }
   lua_pushlstring(L, msg, n);
   aio__error_new(L, "io", "%s: the connection to the server was lost%s%s",
                  what, n > 0 ? ": " : "", lua_tostring(L, -1));
@@ -434,11 +461,11 @@ static int notify_k (lua_State *L, int status, lua_KContext ctx) {
 static int notify_step (lua_State *L, PgConn *c, int polled) {
   PGnotify *n;
   double timeout = lua_tonumber(L, 2);
-  if (c->state == PG_BROKEN) return pg__raise_lost(L, c, "notifications");
+  if (c->state == PG_BROKEN) return pg__raise_lost(L, c, "notifications", NULL);
   if (polled && !c->busy && c->state == PG_READY &&
       !PQconsumeInput(c->pg)) {
     pg__broken(c);
-    return pg__raise_lost(L, c, "notifications");
+    return pg__raise_lost(L, c, "notifications", NULL);
   }
   n = c->state == PG_CONNECTING ? NULL : PQnotifies(c->pg);
   if (n != NULL) {
@@ -450,12 +477,12 @@ static int notify_step (lua_State *L, PgConn *c, int polled) {
     PQfreemem(n);
     return 1;
   }
-  if (c->poll == NULL) return pg__raise_lost(L, c, "notifications");
+  if (c->poll == NULL) return pg__raise_lost(L, c, "notifications", NULL);
   c->nlisten++;
   if (aio__poller_watch(c->poll, c->poll->want | UV_READABLE) != 0) {
     c->nlisten--;
     pg__broken(c);
-    return pg__raise_lost(L, c, "notifications");
+    return pg__raise_lost(L, c, "notifications", NULL);
   }
   return aio__io_wait(L, &c->poll->io, &c->poll->waiters,
                       timeout > 0 ? timeout : 0, (lua_KContext)c, notify_k);
@@ -534,17 +561,18 @@ static int conn_set_clean (lua_State *L) {
 
 
 /*
-** conn:check() -> true if the connection still looks usable: a free
-** connection whose socket had something to say while idle (muted poller
-** stopped by an event) is read, which finds a connection the server
-** closed (restart, idle timeout) without waiting for a query to fail.
+** conn:check() -> true if the connection still looks usable. The socket
+** of a free connection is watched while it is idle (its poller muted: a
+** first event stops it), so one the server ended (a restart, an idle
+** timeout, pg_terminate_backend) is found here without waiting for a
+** query to fail: its last message and the end of the stream are read.
 */
 static int conn_check (lua_State *L) {
   PgConn *c = (PgConn *)aio__io_self(L);
   int ok = !c->io.closing && c->pg != NULL && c->state == PG_READY;
   if (ok && !c->busy && c->poll != NULL && c->poll->events == 0) {
-    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD ||
-        PQsocket(c->pg) != c->fd) {
+    if (!PQconsumeInput(c->pg) || !PQconsumeInput(c->pg) ||
+        PQstatus(c->pg) == CONNECTION_BAD || PQsocket(c->pg) != c->fd) {
       pg__broken(c);
       ok = 0;
     }

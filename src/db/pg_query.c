@@ -29,10 +29,12 @@ static const char *const op_names[] = {
 ** `io` in turn) and raises `io`. */
 int pg__op_lost (lua_State *L, PgConn *c) {
   const char *what = op_name(&c->op);
+  PGresult *err = c->op.err;
+  c->op.err = NULL;
   pg__broken(c);
   pg__op_clear(c);
   pg__turn_leave(c);
-  return pg__raise_lost(L, c, what);
+  return pg__raise_lost(L, c, what, err);
 }
 
 

@@ -680,14 +680,15 @@ local function recover(self, rec)
     c:drain()
     local _, tx, dirty = c:state()
     if tx ~= "idle" then c:command("ROLLBACK") end
-    if dirty or self.reset == "always" then
+    if self.reset and (dirty or self.reset == "always") then
       c:command(RESET_SQL)
       c:set_clean()
     end
   end)
   self._recovering = self._recovering - 1
   self._tasks[current()] = nil
-  if ok and not self._closed and c:clean() and not expired(self, rec, now()) then
+  local state, tx = c:state()
+  if ok and not self._closed and state == "ready" and tx == "idle" and not expired(self, rec, now()) then
     push_free(self, rec)
   else
     discard(self, rec)
@@ -708,7 +709,12 @@ function Pool:_put(rec)
     push_free(self, rec)
     self._sem:release()
   else
-    local state = c:state()
+    local state, tx = c:state()
+    if state == "ready" and tx == "idle" and not self.reset then
+      push_free(self, rec)          -- reset = false: the session as it is
+      self._sem:release()
+      return
+    end
     local ok, t = false, nil
     if state ~= "broken" and state ~= "closed" then ok, t = pcall(spawn, recover, self, rec) end
     if ok then

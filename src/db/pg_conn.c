@@ -321,7 +321,7 @@ static int connect_k (lua_State *L, int status, lua_KContext ctx) {
   PgConn *c = (PgConn *)ctx;
   Task *t = c->io.loop->current;
   (void)status;
-  if (pg__resumed(L, c)) {
+  if (pg__resumed(L, c) || aio__cancel_pending(t)) {
     aio__io_close(&c->io);
     return aio__wake_raise(L, t);
   }
@@ -451,7 +451,8 @@ static int notify_k (lua_State *L, int status, lua_KContext ctx) {
     lua_pushnil(L);
     return 1;
   }
-  if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
+  if (t->wake != AIO_WAKE_OK || aio__cancel_pending(t))
+    return aio__wake_raise(L, t);
   return notify_step(L, c, 1);
 }
 

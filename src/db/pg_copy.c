@@ -58,7 +58,9 @@ static int put_step (lua_State *L, PgConn *c, int woke);
 static int put_k (lua_State *L, int status, lua_KContext ctx) {
   PgConn *c = (PgConn *)ctx;
   (void)status;
-  if (pg__resumed(L, c)) return pg__op_interrupted(L, c, c->io.loop->current);
+  Task *t = c->io.loop->current;
+  if (pg__resumed(L, c) || aio__cancel_pending(t))
+    return pg__op_interrupted(L, c, t);
   return put_step(L, c, 1);
 }
 
@@ -160,7 +162,9 @@ static int get_step (lua_State *L, PgConn *c, int woke);
 static int get_k (lua_State *L, int status, lua_KContext ctx) {
   PgConn *c = (PgConn *)ctx;
   (void)status;
-  if (pg__resumed(L, c)) return pg__op_interrupted(L, c, c->io.loop->current);
+  Task *t = c->io.loop->current;
+  if (pg__resumed(L, c) || aio__cancel_pending(t))
+    return pg__op_interrupted(L, c, t);
   return get_step(L, c, 1);
 }
 

@@ -95,11 +95,15 @@ int pg__op_interrupted (lua_State *L, PgConn *c, Task *t) {
 }
 
 
-/* Continues an operation after a wait (ctx: the connection). */
+/* Continues an operation after a wait (ctx: the connection). A
+** cancellation (or deadline) that came while the task was ready wins
+** over what the socket said: the next wait would not see it. */
 int pg__op_k (lua_State *L, int status, lua_KContext ctx) {
   PgConn *c = (PgConn *)ctx;
+  Task *t = c->io.loop->current;
   (void)status;
-  if (pg__resumed(L, c)) return pg__op_interrupted(L, c, c->io.loop->current);
+  if (pg__resumed(L, c) || aio__cancel_pending(t))
+    return pg__op_interrupted(L, c, t);
   c->op.woke = 1;
   return pg__op_run(L, c);
 }

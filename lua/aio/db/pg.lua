@@ -673,26 +673,35 @@ end
 
 -- Brings a connection a task left unclean back (in its own task, holding
 -- the permit): drains an interrupted query (after its cancel request),
--- rolls back, resets the session; closes it if that fails.
+-- then rolls back and resets the session in one round trip; closes it if
+-- that fails.
 local function recover(self, rec)
+  rec.started = true
   local c = rec.c
   local ok = pcall(timeout, RECOVER_SECONDS, function()
     c:drain()
     local _, tx, dirty = c:state()
-    if tx ~= "idle" then c:command("ROLLBACK") end
-    if self.reset and (dirty or self.reset == "always") then
-      c:command(RESET_SQL)
-      c:set_clean()
-    end
+    local sql = {}
+    if tx ~= "idle" then sql[1] = "ROLLBACK" end
+    if self.reset and (dirty or self.reset == "always") then sql[#sql + 1] = RESET_SQL end
+    if #sql > 0 then c:command(concat(sql, "; ")) end
+    c:set_clean()
   end)
-  self._recovering = self._recovering - 1
-  self._tasks[current()] = nil
   local state, tx = c:state()
   if ok and not self._closed and state == "ready" and tx == "idle" and not expired(self, rec, now()) then
     push_free(self, rec)
   else
     discard(self, rec)
   end
+end
+
+-- The end of a recovery task (also one that never ran: the run ended):
+-- its permit goes back.
+local function recovered(self, rec, t)
+  self._tasks[t] = nil
+  self._recovering = self._recovering - 1
+  if not rec.started then discard(self, rec) end
+  rec.started = nil
   self._sem:release()
 end
 
@@ -721,6 +730,7 @@ function Pool:_put(rec)
       self._recovering = self._recovering + 1
       t.name = "aio.pg pool recovery"
       self._tasks[t] = true
+      t:on_done(function() recovered(self, rec, t) end)
     else
       discard(self, rec)
       self._sem:release()

@@ -223,11 +223,15 @@ describe("aio.pg.Pool", function()
 
   it("rejects bad options", function()
     assert.has_error(function() pg.Pool() end, "bad argument #1 to 'Pool' (table expected, got no value)")
-    assert.has_error(function() pg.Pool{} end, "bad argument #1 to 'Pool' (dsn must be a string)")
+    assert.has_error(function() pg.Pool{} end, "bad argument #1 to 'Pool' (option 'dsn' must be a string)")
     assert.has_error(function() pg.Pool{dsn = env.dsn, max = 0} end,
-      "bad argument #1 to 'Pool' (max must be an integer >= 1)")
+      "bad argument #1 to 'Pool' (option 'max' must be at least 1)")
     assert.has_error(function() pg.Pool{dsn = env.dsn, min = 3, max = 2} end,
-      "bad argument #1 to 'Pool' (min must not exceed max)")
+      "bad argument #1 to 'Pool' (option 'min' must not exceed option 'max')")
+    assert.has_error(function() pg.Pool{dsn = env.dsn, maxsize = 2} end,
+      "bad argument #1 to 'Pool' (unknown option 'maxsize')")
+    assert.has_error(function() pg.Pool{dsn = env.dsn, max_idle = -1} end,
+      "bad argument #1 to 'Pool' (option 'max_idle' must be positive)")
     assert.has_error(function() pg.Pool{dsn = env.dsn, reset = "sometimes"} end)
     assert.has_error(function() pg.Pool{dsn = "host='unterminated"} end)
     assert.has_error(function() pg.Pool.query({}, "SELECT 1") end)

@@ -83,7 +83,9 @@ describe("aio.pg", function()
       assert.has_error(function() pg.connect(42) end, "bad argument #1 to 'connect' (string expected, got number)")
       assert.has_error(function() pg.connect("host=x port") end)
       assert.has_error(function() pg.connect(env.dsn, {statement_cache = -1}) end,
-        "bad argument #2 to 'connect' (statement_cache must be an integer >= 0)")
+        "bad argument #2 to 'connect' (option 'statement_cache' must not be negative)")
+      assert.has_error(function() pg.connect(env.dsn, {cache = 1}) end,
+        "bad argument #2 to 'connect' (unknown option 'cache')")
     end))
 
     it("closes, and a closed connection raises closed", H.async(function()

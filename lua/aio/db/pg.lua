@@ -9,6 +9,7 @@
 
 local core = require "aio.core"
 local cjson = require "cjson"
+local args = require "aio.core.args"
 local dns = require "aio.io.dns"
 
 local cpg = core.pg
@@ -17,9 +18,9 @@ local Error, is_error = core.Error, core.is_error
 local spawn, current, now, sleep = core.spawn, core.current, core.now, core.sleep
 local timeout, shield = core.timeout, core.shield
 local Semaphore = core.Semaphore
-local type, pairs, ipairs, select, error, pcall = type, pairs, ipairs, select, error, pcall
+local type, pairs, ipairs, error, pcall = type, pairs, ipairs, error, pcall
 local setmetatable, getmetatable, tostring = setmetatable, getmetatable, tostring
-local tonumber, mtype = tonumber, math.type
+local tonumber, next = tonumber, next
 local fmt, concat = string.format, table.concat
 
 cpg.set_json(cjson.encode, cjson.decode)
@@ -37,45 +38,13 @@ local RECOVER_SECONDS = 10
 local DEFAULT_CACHE = 256
 local DEFAULT_CONNECT_TIMEOUT = 30
 
--- ---------------------------------------------------------------------
--- Argument checks
--- ---------------------------------------------------------------------
+local check, argerror, usage, self_of = args.check, args.error, args.usage, args.self
 
-local function argerror(n, fname, msg, level)
-  error(fmt("bad argument #%d to '%s' (%s)", n, fname, msg), (level or 2) + 1)
-end
-
-local function typename(v)
-  return v == nil and "no value" or type(v)
-end
-
-local function check_string(v, n, fname)
-  if type(v) ~= "string" then
-    argerror(n, fname, "string expected, got " .. typename(v), 3)
-  end
-end
-
-local function check_opts(v, n, fname)
-  if v ~= nil and type(v) ~= "table" then
-    argerror(n, fname, "table expected, got " .. type(v), 3)
-  end
-  return v or {}
-end
-
--- Option `k` of `opts`: nil, or a value of `kind` ("integer", "number",
--- "boolean", "string") for which `ok(v)` holds (argument n of fname).
-local function opt(opts, k, kind, n, fname, ok, what)
-  local v = opts[k]
-  if v == nil then return nil end
-  local good
-  if kind == "integer" then good = mtype(v) == "integer"
-  elseif kind == "number" then good = type(v) == "number" and v == v
-  else good = type(v) == kind end
-  if not good or (ok and not ok(v)) then
-    argerror(n, fname, fmt("%s must be %s", k, what or ("a " .. kind)), 4)
-  end
-  return v
-end
+-- Options of connect (and Pool).
+local CONNECT_OPTS = { decode_json = true, statement_cache = true, connect_timeout = true }
+local POOL_OPTS = { dsn = true, min = true, max = true, acquire_timeout = true, max_idle = true,
+  max_lifetime = true, reset = true, decode_json = true, statement_cache = true,
+  connect_timeout = true }
 
 -- ---------------------------------------------------------------------
 -- Connecting
@@ -98,7 +67,7 @@ end
 local function options(dsn, fname)
   local kw, vals = conninfo(dsn)
   if not kw then
-    argerror(1, fname, "invalid connection string: " .. tostring(vals):gsub("%s+$", ""), 3)
+    argerror(1, fname, "invalid connection string: " .. tostring(vals):gsub("%s+$", ""))
   end
   local o = {}
   for i, k in ipairs(kw) do o[k] = vals[i] end
@@ -188,10 +157,10 @@ end
 -- Options shared by connect and Pool: checked, as a table.
 local function config(opts, n, fname)
   return {
-    decode_json = opt(opts, "decode_json", "boolean", n, fname),
-    statement_cache = opt(opts, "statement_cache", "integer", n, fname,
-      function(v) return v >= 0 end, "an integer >= 0"),
-    connect_timeout = opt(opts, "connect_timeout", "number", n, fname),
+    decode_json = args.option(opts.decode_json, "boolean", n, fname, "option 'decode_json'"),
+    statement_cache = args.count(opts.statement_cache, n, fname, "option 'statement_cache'", 0),
+    connect_timeout = opts.connect_timeout ~= nil
+      and args.duration(opts.connect_timeout, n, fname, "option 'connect_timeout'") or nil,
   }
 end
 
@@ -207,13 +176,11 @@ Connection.__name = "aio.pg.Connection"
 -- The C connection of `self` (raises `closed` once closed or given back
 -- to its pool).
 local function raw(self, fname)
-  if getmetatable(self) ~= Connection then
-    argerror(1, fname, "aio.pg.Connection expected, got " .. typename(self), 3)
-  end
+  if getmetatable(self) ~= Connection then self_of(self, Connection, fname) end
   local c = self._c
   if c == nil then
     error(Error("closed", self._pool and "attempt to use a connection given back to its pool"
-      or "attempt to use a closed connection"), 3)
+      or "attempt to use a closed connection"), 0)
   end
   return c
 end
@@ -234,8 +201,8 @@ end
 ---@param opts? {decode_json?: boolean, statement_cache?: integer, connect_timeout?: number}
 ---@return aio.pg.Connection
 function M.connect(dsn, opts)
-  check_string(dsn, 1, "connect")
-  local cfg = config(check_opts(opts, 2, "connect"), 2, "connect")
+  check(dsn, "string", 1, "connect")
+  local cfg = config(args.opts(opts, 2, "connect", CONNECT_OPTS), 2, "connect")
   local c = open(dsn, cfg, "connect")
   return wrap(c, { c = c, depth = 0 })
 end
@@ -268,6 +235,7 @@ local Transaction = {}
 Transaction.__index = Transaction
 Transaction.__name = "aio.pg.Transaction"
 
+local TX_OPTS = { isolation = true, readonly = true, deferrable = true }
 local ISOLATION = {
   serializable = "SERIALIZABLE", ["repeatable read"] = "REPEATABLE READ",
   repeatable_read = "REPEATABLE READ", ["read committed"] = "READ COMMITTED",
@@ -284,13 +252,14 @@ local ISOLATION = {
 ---@return aio.pg.Transaction
 function Connection:transaction(opts)
   local c = raw(self, "transaction")
-  opts = check_opts(opts, 1, "transaction")
+  opts = args.opts(opts, 1, "transaction", TX_OPTS)
   local iso = opts.isolation
   if iso ~= nil and ISOLATION[type(iso) == "string" and iso:lower() or iso] == nil then
-    argerror(1, "transaction", "isolation must be serializable, repeatable read, read committed or read uncommitted")
+    argerror(1, "transaction", "option 'isolation' must be \"serializable\", "
+      .. "\"repeatable read\", \"read committed\" or \"read uncommitted\"")
   end
-  local readonly = opt(opts, "readonly", "boolean", 1, "transaction")
-  local deferrable = opt(opts, "deferrable", "boolean", 1, "transaction")
+  local readonly = args.option(opts.readonly, "boolean", 1, "transaction", "option 'readonly'")
+  local deferrable = args.option(opts.deferrable, "boolean", 1, "transaction", "option 'deferrable'")
   local rec = self._rec
   local _, tx = c:state()
   local savepoint = rec.depth > 0 or tx ~= "idle"
@@ -298,7 +267,7 @@ function Connection:transaction(opts)
   local name
   if savepoint then
     if next(opts) ~= nil then
-      error(Error("usage", "transaction options apply to the outermost transaction only, not to a savepoint"), 2)
+      usage("transaction options apply to the outermost transaction only, not to a savepoint")
     end
     name = "aio_savepoint_" .. depth
     c:command("SAVEPOINT " .. name)
@@ -315,17 +284,13 @@ function Connection:transaction(opts)
 end
 
 local function tx_check(self, fname)
-  if getmetatable(self) ~= Transaction then
-    argerror(1, fname, "aio.pg.Transaction expected, got " .. typename(self), 3)
-  end
-  if self.done then
-    error(Error("usage", "the transaction is already " .. self.done), 3)
-  end
+  self_of(self, Transaction, fname)
+  if self.done then usage("the transaction is already " .. self.done) end
   if self._conn._c ~= self._c then
-    error(Error("closed", "the transaction's connection was closed or given back to its pool"), 3)
+    error(Error("closed", "the transaction's connection was closed or given back to its pool"), 0)
   end
   if self._rec.depth ~= self.depth then
-    error(Error("usage", "a transaction inside this one is still open: end it first"), 3)
+    usage("a transaction inside this one is still open: end it first")
   end
 end
 
@@ -389,7 +354,7 @@ end
 --- Listens on `channel` (suspends); see notifications().
 function Connection:listen(channel)
   local c = raw(self, "listen")
-  check_string(channel, 1, "listen")
+  check(channel, "string", 1, "listen")
   c:command("LISTEN " .. c:escape_identifier(channel))
 end
 
@@ -398,15 +363,15 @@ end
 function Connection:unlisten(channel)
   local c = raw(self, "unlisten")
   if channel == nil then return (c:command("UNLISTEN *")) end
-  check_string(channel, 1, "unlisten")
+  check(channel, "string", 1, "unlisten")
   c:command("UNLISTEN " .. c:escape_identifier(channel))
 end
 
 --- Sends a notification on `channel` (suspends).
 function Connection:notify(channel, payload)
   local c = raw(self, "notify")
-  check_string(channel, 1, "notify")
-  if payload ~= nil then check_string(payload, 2, "notify") end
+  check(channel, "string", 1, "notify")
+  args.option(payload, "string", 2, "notify")
   c:query("SELECT pg_notify($1, $2)", channel, payload or "")
 end
 
@@ -419,8 +384,9 @@ end
 ---@return fun(): {channel: string, payload: string, pid: integer}?
 function Connection:notifications(opts)
   raw(self, "notifications")
-  opts = check_opts(opts, 1, "notifications")
-  local secs = opt(opts, "timeout", "number", 1, "notifications")
+  opts = args.opts(opts, 1, "notifications", { timeout = true })
+  local secs = opts.timeout ~= nil
+    and args.duration(opts.timeout, 1, "notifications", "option 'timeout'") or nil
   return function()
     local c = self._c
     if c == nil then return nil end
@@ -435,10 +401,10 @@ end
 --- Rows are encoded in C and sent in chunks of about 64 KiB.
 function Connection:copy_in(sql, rows)
   local c = raw(self, "copy_in")
-  check_string(sql, 1, "copy_in")
+  check(sql, "string", 1, "copy_in")
   local kind = type(rows)
   if kind ~= "table" and kind ~= "function" and kind ~= "string" then
-    argerror(2, "copy_in", "table, function or string expected, got " .. typename(rows))
+    argerror(2, "copy_in", "table, function or string expected, got " .. args.typename(rows))
   end
   c:copy_in(sql)
   local ok, err = pcall(function()
@@ -475,7 +441,7 @@ end
 --- (suspends); leaving the loop early cancels it.
 function Connection:copy_out(sql)
   local c = raw(self, "copy_out")
-  check_string(sql, 1, "copy_out")
+  check(sql, "string", 1, "copy_out")
   c:copy_out(sql)
   local done = false
   local closer = setmetatable({}, { __close = function()
@@ -499,14 +465,14 @@ end
 --- Quotes `name` as an SQL identifier ("my table" -> "\"my table\"").
 function Connection:quote_identifier(name)
   local c = raw(self, "quote_identifier")
-  check_string(name, 1, "quote_identifier")
+  check(name, "string", 1, "quote_identifier")
   return c:escape_identifier(name)
 end
 
 --- Quotes `s` as an SQL string literal.
 function Connection:quote_literal(s)
   local c = raw(self, "quote_literal")
-  check_string(s, 1, "quote_literal")
+  check(s, "string", 1, "quote_literal")
   return c:escape_literal(s)
 end
 
@@ -530,9 +496,7 @@ end
 --- Closes the connection; a connection from a pool goes back to it.
 --- Harmless when repeated.
 function Connection:close()
-  if getmetatable(self) ~= Connection then
-    argerror(1, "close", "aio.pg.Connection expected, got " .. typename(self))
-  end
+  self_of(self, Connection, "close")
   local c = self._c
   if c == nil then return end
   self._c = nil
@@ -544,6 +508,7 @@ Connection.__close = Connection.close
 
 --- Is the connection closed (or given back to its pool)?
 function Connection:closed()
+  self_of(self, Connection, "closed")
   return self._c == nil or self._c:closed()
 end
 
@@ -563,9 +528,7 @@ Pool.__index = Pool
 Pool.__name = "aio.pg.Pool"
 
 local function pool_check(self, fname)
-  if getmetatable(self) ~= Pool then
-    argerror(1, fname, "aio.pg.Pool expected, got " .. typename(self), 3)
-  end
+  if getmetatable(self) ~= Pool then self_of(self, Pool, fname) end
 end
 
 -- Forgets and closes connection record `rec`.
@@ -631,7 +594,7 @@ end
 -- Takes a permit (FIFO; suspends while none is free) and a connection:
 -- the most recently used free one that is still good, else a new one.
 local function get(self)
-  if self._closed then error(Error("closed", "attempt to use a closed pool"), 3) end
+  if self._closed then error(Error("closed", "attempt to use a closed pool"), 0) end
   local sem = self._sem
   local secs = self.acquire_timeout
   if secs then
@@ -639,7 +602,7 @@ local function get(self)
     if not ok then
       if is_error(e, "timeout") then
         error(Error("timeout", fmt("no connection of the pool came free within %g s", secs),
-          { phase = "acquire", seconds = secs }), 3)
+          { phase = "acquire", seconds = secs }), 0)
       end
       error(e, 0)
     end
@@ -648,7 +611,7 @@ local function get(self)
   end
   if self._closed then
     sem:release()
-    error(Error("closed", "attempt to use a closed pool"), 3)
+    error(Error("closed", "attempt to use a closed pool"), 0)
   end
   local t = now()
   while self._nfree > 0 do
@@ -759,26 +722,32 @@ end
 ---@param opts {dsn: string, min?: integer, max?: integer, acquire_timeout?: number, max_idle?: number|false, max_lifetime?: number, reset?: "auto"|"always"|false, decode_json?: boolean, statement_cache?: integer, connect_timeout?: number}
 ---@return aio.pg.Pool
 function M.Pool(opts)
-  if type(opts) ~= "table" then argerror(1, "Pool", "table expected, got " .. typename(opts)) end
-  if type(opts.dsn) ~= "string" then argerror(1, "Pool", "dsn must be a string") end
-  local pos = function(v) return v > 0 end
-  local min = opt(opts, "min", "integer", 1, "Pool", function(v) return v >= 0 end, "an integer >= 0") or 0
-  local max = opt(opts, "max", "integer", 1, "Pool", pos, "an integer >= 1") or 10
-  if min > max then argerror(1, "Pool", "min must not exceed max") end
-  local max_idle = opts.max_idle
-  if max_idle ~= false then
-    max_idle = opt(opts, "max_idle", "number", 1, "Pool", pos, "a positive number or false") or 300
+  check(opts, "table", 1, "Pool")
+  args.keys(opts, POOL_OPTS, 1, "Pool")
+  if type(opts.dsn) ~= "string" then argerror(1, "Pool", "option 'dsn' must be a string") end
+  local min = args.count(opts.min, 1, "Pool", "option 'min'", 0) or 0
+  local max = args.count(opts.max, 1, "Pool", "option 'max'", 1) or 10
+  if min > max then argerror(1, "Pool", "option 'min' must not exceed option 'max'") end
+  local function seconds(k)
+    local v = opts[k]
+    if v == nil then return nil end
+    v = args.number(v, 1, "Pool", "option '" .. k .. "'")
+    if v <= 0 then argerror(1, "Pool", "option '" .. k .. "' must be positive") end
+    return v
   end
+  local max_idle = opts.max_idle
+  if max_idle ~= false then max_idle = seconds("max_idle") or 300 end
   local reset = opts.reset
   if reset == nil then reset = "auto" end
   if reset ~= "auto" and reset ~= "always" and reset ~= false then
-    argerror(1, "Pool", 'reset must be "auto", "always" or false')
+    argerror(1, "Pool", "option 'reset' must be \"auto\", \"always\" or false")
   end
   local self = setmetatable({
     dsn = opts.dsn, min = min, max = max,
-    acquire_timeout = opt(opts, "acquire_timeout", "number", 1, "Pool"),
+    acquire_timeout = opts.acquire_timeout ~= nil
+      and args.duration(opts.acquire_timeout, 1, "Pool", "option 'acquire_timeout'") or nil,
     max_idle = max_idle,
-    max_lifetime = opt(opts, "max_lifetime", "number", 1, "Pool", pos, "a positive number"),
+    max_lifetime = seconds("max_lifetime"),
     reset = reset,
     _cfg = config(opts, 1, "Pool"),
     _sem = Semaphore(max),

@@ -23,7 +23,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench clean env lint
+.PHONY: all test sanitize valgrind bench bench-pg clean env lint
 
 all: $(CORE)
 
@@ -71,6 +71,11 @@ bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
+	$(MAKE) -s bench-pg
+
+# W9: aio.pg beside asyncpg and pgbench on one throwaway PostgreSQL
+bench-pg: all
+	$(LUA_ENV) bash bench/pg.sh -r $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

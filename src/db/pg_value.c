@@ -360,17 +360,10 @@ static void col_kinds (const PGresult *r, int nf, Column *k) {
 }
 
 
-/* Pushes the value of row i, column j (nil for NULL). `last`: the stack
-** index of the column's last text value, or 0 to not use it. */
-static void push_cell (lua_State *L, PgConn *c, const PGresult *r, int i,
-                       int j, Column *k, int last) {
-  size_t len = (size_t)PQgetlength(r, i, j);
-  const char *s;
-  if (len == 0 && PQgetisnull(r, i, j)) {
-    lua_pushnil(L);
-    return;
-  }
-  s = PQgetvalue(r, i, j);
+/* Pushes value `s` (`len` bytes, NUL-terminated) of column `k`. `last`:
+** the stack index of the column's last text value, or 0 to not use it. */
+static void push_value (lua_State *L, PgConn *c, const char *s, size_t len,
+                        Column *k, int last) {
   switch (k->kind) {
     case PK_TEXT:
       if (last == 0) break;
@@ -391,6 +384,15 @@ static void push_cell (lua_State *L, PgConn *c, const PGresult *r, int i,
       break;
   }
   push_scalar(L, c, k->kind, s, len);
+}
+
+
+/* Pushes the value of row i, column j (nil for NULL). */
+static void push_cell (lua_State *L, PgConn *c, const PGresult *r, int i,
+                       int j, Column *k) {
+  const char *s = PQgetvalue(r, i, j);
+  if (s[0] == '\0' && PQgetisnull(r, i, j)) lua_pushnil(L);
+  else push_value(L, c, s, (size_t)PQgetlength(r, i, j), k, 0);
 }
 
 
@@ -427,9 +429,10 @@ void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows) {
   for (i = 0; i < nt; i++) {
     lua_createtable(L, 0, nf);
     for (j = 0; j < nf; j++) {
-      if (PQgetlength(r, i, j) == 0 && PQgetisnull(r, i, j)) continue;
+      const char *s = PQgetvalue(r, i, j);
+      if (s[0] == '\0' && PQgetisnull(r, i, j)) continue;
       lua_pushvalue(L, names + j);
-      push_cell(L, c, r, i, j, &st->col[j], last + j);
+      push_value(L, c, s, (size_t)PQgetlength(r, i, j), &st->col[j], last + j);
       lua_rawset(L, -3);
     }
     lua_rawseti(L, rows, ++st->n);
@@ -492,7 +495,7 @@ int pg__decode (lua_State *L, PgConn *c, PGresult *r, int mode) {
     if (nt == 0 || nf == 0) lua_pushnil(L);
     else {
       col_kinds(r, 1, k);
-      push_cell(L, c, r, 0, 0, k, 0);
+      push_cell(L, c, r, 0, 0, k);
     }
     return 1;
   }

@@ -4,7 +4,7 @@
 -- broken connections replaced, cancellation storms, a server restart.
 local aio = require "aio"
 local H = require "helper"
-local PG = require "support.pg_server"
+local PG = require "examples.support.pg_server"
 local eventually = require "support.wait"
 
 if not PG.available() then

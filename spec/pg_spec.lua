@@ -3,7 +3,7 @@
 -- the statement cache, transactions, LISTEN/NOTIFY and COPY.
 local aio = require "aio"
 local H = require "helper"
-local PG = require "support.pg_server"
+local PG = require "examples.support.pg_server"
 local eventually = require "support.wait"
 
 if not PG.available() then

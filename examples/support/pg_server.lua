@@ -1,11 +1,13 @@
---- spec/support/pg_server.lua: a throwaway PostgreSQL 15 for the specs
--- (and examples): initdb into a temporary directory, `postgres` on a free
--- port on 127.0.0.1 with fsync off, run as the `postgres` user when we are
--- root (initdb refuses root), stopped by PID with `pg_ctl -m immediate`.
--- Roles: `app` (superuser, trusted) and `pwuser` (password "secret",
--- SCRAM), both allowed on the `postgres` database.
+--- examples/support/pg_server.lua: a throwaway PostgreSQL 15 for the
+-- examples and the specs: initdb into a temporary directory, `postgres` on
+-- a free port of 127.0.0.1 with fsync off, run as the `postgres` user when
+-- we are root (initdb refuses root), stopped by PID with `pg_ctl -m
+-- immediate`. Roles: `app` (superuser, trusted) and `pwuser` (password
+-- "secret", SCRAM), both allowed on the `postgres` database. Call start()
+-- and stop() outside aio.run (they use a loop of their own briefly).
 --
---   local PG = require "support.pg_server"
+--   local PG = require "support.pg_server"       -- from examples/
+--   local PG = require "examples.support.pg_server"  -- from spec/
 --   local env = PG.start()     -- env.dsn, env.port, env.pid, env.dir
 --   ...
 --   PG.stop(env)

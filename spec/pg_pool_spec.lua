@@ -129,10 +129,10 @@ describe("aio.pg.Pool", function()
   it("opens min connections and closes idle ones beyond it", H.async(function()
     local pool <close> = pg.Pool{dsn = dsn("idle"), min = 1, max = 4, max_idle = 0.05}
     eventually(function() return pool:stats().size == 1 end)
-    local fns = {}
-    for i = 1, 4 do fns[i] = function() return pool:query_value("SELECT pg_sleep(0.05)") end end
-    aio.gather(fns)
+    local held = {}
+    for i = 1, 4 do held[i] = pool:acquire() end
     assert.are.equal(4, pool:stats().size)
+    for i = 1, 4 do held[i]:close() end
     eventually(function() return pool:stats().size == 1 end)
     assert.are.equal(1, backends("idle"))
   end))

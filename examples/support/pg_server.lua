@@ -27,18 +27,13 @@ local function sh(cmd)
   return ok, out
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
+-- Reads file `path` (nil if there is none), or writes `data` into it.
+local function file(path, data)
+  local f = io.open(path, data and "wb" or "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local r = data and f:write(data) or f:read("a")
   f:close()
-  return s
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
+  return r
 end
 
 local function is_root()
@@ -50,7 +45,7 @@ end
 
 --- Is PostgreSQL installed (initdb and postgres found)?
 function S.available()
-  return slurp(S.BIN .. "/initdb") ~= nil and slurp(S.BIN .. "/postgres") ~= nil
+  return file(S.BIN .. "/initdb") ~= nil and file(S.BIN .. "/postgres") ~= nil
 end
 
 -- A port nobody listens on now.
@@ -92,7 +87,7 @@ function S.start()
     error("initdb failed:\n" .. out)
   end
   local hba = dir .. "/pg_hba.conf"
-  write(hba, HBA)
+  file(hba, HBA)
   os.execute("chmod 644 '" .. hba .. "'")
   for _ = 1, 5 do
     env.port = free_port()
@@ -104,11 +99,11 @@ function S.start()
     if ok then break end
   end
   if not ok then
-    local log = slurp(dir .. "/log") or ""
+    local log = file(dir .. "/log") or ""
     S.stop(env)
     error("postgres did not start:\n" .. out .. log)
   end
-  env.pid = tonumber((slurp(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
+  env.pid = tonumber((file(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
   env.dsn = ("postgresql://app@127.0.0.1:%d/postgres"):format(env.port)
   env.pw_dsn = ("postgresql://pwuser:secret@127.0.0.1:%d/postgres"):format(env.port)
   ok, out = S.psql(env, "CREATE ROLE pwuser LOGIN PASSWORD 'secret'")
@@ -123,7 +118,7 @@ end
 --- headers).
 function S.psql(env, sql)
   local path = env.dir .. "/q.sql"
-  write(path, sql)
+  file(path, sql)
   os.execute("chmod 644 '" .. path .. "'")
   return sh(("%s/psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p %d -U app -d postgres -f '%s'")
     :format(S.BIN, env.port, path))
@@ -136,7 +131,7 @@ function S.restart(env)
   local ok, out = as_pg(env, ("pg_ctl -D '%s' -l '%s/log' -w -t 60 -m fast restart")
     :format(env.data, env.dir))
   assert(ok, "pg_ctl restart failed:\n" .. out)
-  env.pid = tonumber((slurp(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
+  env.pid = tonumber((file(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
 end
 
 --- The argv and options for aio.process.run of a fast restart (from a
@@ -154,7 +149,7 @@ end
 
 --- The postmaster's PID now.
 function S.read_pid(env)
-  env.pid = tonumber((slurp(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
+  env.pid = tonumber((file(env.data .. "/postmaster.pid") or ""):match("^(%d+)"))
   return env.pid
 end
 
@@ -162,10 +157,10 @@ end
 --- directory.
 function S.stop(env)
   if not env then return end
-  if slurp(env.data .. "/postmaster.pid") then
+  if file(env.data .. "/postmaster.pid") then
     as_pg(env, ("pg_ctl -D '%s' -m immediate -w -t 30 stop"):format(env.data))
   end
-  local comm = env.pid and slurp("/proc/" .. env.pid .. "/comm")
+  local comm = env.pid and file("/proc/" .. env.pid .. "/comm")
   if comm and comm:match("^postgres") then          -- still there: by PID
     os.execute("kill -9 " .. env.pid .. " 2>/dev/null")
   end

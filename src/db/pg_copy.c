@@ -54,14 +54,17 @@ int pg__m_copy_out (lua_State *L) {
 ** ------------------------------------------------------------------- */
 
 static int put_step (lua_State *L, PgConn *c, int woke);
+static int get_step (lua_State *L, PgConn *c, int woke);
 
-static int put_k (lua_State *L, int status, lua_KContext ctx) {
+/* Continues a COPY after a wait on its socket (ctx: the connection). */
+static int copy_k (lua_State *L, int status, lua_KContext ctx) {
   PgConn *c = (PgConn *)ctx;
-  (void)status;
   Task *t = c->io.loop->current;
+  (void)status;
   if (pg__resumed(L, c) || aio__cancel_pending(t))
     return pg__op_interrupted(L, c, t);
-  return put_step(L, c, 1);
+  if (c->op.kind == OP_COPY_IN) return put_step(L, c, 1);
+  return get_step(L, c, 1);
 }
 
 
@@ -98,7 +101,7 @@ static int put_step (lua_State *L, PgConn *c, int woke) {
   lua_settop(L, 5);
   return 1;
 wait:
-  pg__wait(L, c, UV_WRITABLE | UV_READABLE, put_k);
+  pg__wait(L, c, UV_WRITABLE | UV_READABLE, copy_k);
   return pg__op_lost(L, c);
 }
 
@@ -157,18 +160,6 @@ int pg__m_copy_end (lua_State *L) {
 ** COPY TO STDOUT
 ** ------------------------------------------------------------------- */
 
-static int get_step (lua_State *L, PgConn *c, int woke);
-
-static int get_k (lua_State *L, int status, lua_KContext ctx) {
-  PgConn *c = (PgConn *)ctx;
-  (void)status;
-  Task *t = c->io.loop->current;
-  if (pg__resumed(L, c) || aio__cancel_pending(t))
-    return pg__op_interrupted(L, c, t);
-  return get_step(L, c, 1);
-}
-
-
 static int get_step (lua_State *L, PgConn *c, int woke) {
   PgOp *op = &c->op;
   char *buf;
@@ -181,7 +172,7 @@ static int get_step (lua_State *L, PgConn *c, int woke) {
     return 1;
   }
   if (n == 0) {
-    pg__wait(L, c, UV_READABLE, get_k);
+    pg__wait(L, c, UV_READABLE, copy_k);
     return pg__op_lost(L, c);
   }
   if (n < -1) return pg__op_lost(L, c);

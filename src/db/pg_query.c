@@ -190,30 +190,27 @@ int pg__collect (lua_State *L, PgConn *c, int read) {
         PQclear(r);
         continue;
       case PGRES_COPY_IN:
-        if (op->kind == OP_COPY_IN && !discard) {
-          PQclear(op->res);
+      case PGRES_COPY_OUT: {
+        int in = PQresultStatus(r) == PGRES_COPY_IN;
+        if (!discard && op->kind == (in ? OP_COPY_IN : OP_COPY_OUT)) {
+          PQclear(op->res);               /* the COPY asked for: it starts */
           op->res = r;
           return 2;
         }
-        PQclear(r);
+        PQclear(r);                       /* else it ends here */
         if (!discard) op->copy_misuse = 1;
-        if (PQputCopyEnd(pg, discard ? "abandoned by the client" :
-                         "use conn:copy_in() for COPY FROM STDIN") < 0)
-          return -1;
-        continue;
-      case PGRES_COPY_OUT:
-        if (op->kind == OP_COPY_OUT && !discard) {
-          PQclear(op->res);
-          op->res = r;
-          return 2;
+        if (in) {
+          if (PQputCopyEnd(pg, discard ? "abandoned by the client" :
+                           "use conn:copy_in() for COPY FROM STDIN") < 0)
+            return -1;
+          continue;
         }
-        PQclear(r);
-        if (!discard) op->copy_misuse = 1;
         switch (copy_out_skip(pg)) {
           case 0: return 0;
           case -1: return -1;
           default: continue;
         }
+      }
       case PGRES_COPY_BOTH:
         PQclear(r);
         return -1;                /* replication: not ours to speak */
@@ -230,12 +227,12 @@ int pg__collect (lua_State *L, PgConn *c, int read) {
       else op->err = r;
       continue;
     }
+    if (op->rowsidx != 0 && op->rows_done) {   /* an earlier statement's */
+      lua_settop(L, op->rowsidx - 1);           /* rows are not the last */
+      op->rowsidx = 0;
+    }
     if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
       if (!discard && op->err == NULL) {
-        if (op->rowsidx != 0 && op->rows_done) {
-          lua_settop(L, op->rowsidx - 1);     /* an earlier statement's */
-          op->rowsidx = 0;
-        }
         if (op->rowsidx == 0) {
           op->rowsidx = pg__rows_begin(L, r);
           op->rows_done = 0;
@@ -245,14 +242,7 @@ int pg__collect (lua_State *L, PgConn *c, int read) {
       PQclear(r);
       continue;
     }
-    if (op->rowsidx != 0) {        /* the end of the rows, or another
-                                   ** statement's result after them */
-      if (op->rows_done) {
-        lua_settop(L, op->rowsidx - 1);
-        op->rowsidx = 0;
-      }
-      else op->rows_done = 1;
-    }
+    if (op->rowsidx != 0) op->rows_done = 1;   /* the end of the rows */
     if (tag_dirty(PQcmdStatus(r))) c->dirty = 1;
     if (discard) PQclear(r);
     else {

@@ -616,23 +616,65 @@ static void add_quoted (lua_State *L, Buf *b, const char *s, size_t len) {
 static int encode_array (lua_State *L, Buf *b, int idx, int ekind,
                          int depth);
 
-/* Appends the array element on top (popped) of kind `ekind`. Returns 0,
-** or -1 with a message pushed. */
-static int encode_elem (lua_State *L, Buf *b, int ekind, int depth) {
+/* Appends `s` escaped for COPY's text format (\, newline, CR, tab). */
+static void add_copy_text (lua_State *L, Buf *b, const char *s, size_t len) {
+  size_t i, run = 0;
+  for (i = 0; i < len; i++) {
+    const char *esc;
+    switch (s[i]) {
+      case '\\': esc = "\\\\"; break;
+      case '\n': esc = "\\n"; break;
+      case '\r': esc = "\\r"; break;
+      case '\t': esc = "\\t"; break;
+      default: continue;
+    }
+    buf_add(L, b, s + run, i - run);
+    buf_add(L, b, esc, 2);
+    run = i + 1;
+  }
+  buf_add(L, b, s + run, len - run);
+}
+
+
+/* Appends `s` (`len` bytes) as bytea's hex form inside a quoted array
+** element ("\\x..."). */
+static void add_bytea_elem (lua_State *L, Buf *b, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i;
+  buf_lit(L, b, "\"\\\\x");
+  for (i = 0; i < len; i++) {
+    char h[2];
+    h[0] = hex[(unsigned char)s[i] >> 4];
+    h[1] = hex[(unsigned char)s[i] & 15];
+    buf_add(L, b, h, 2);
+  }
+  buf_lit(L, b, "\"");
+}
+
+
+/*
+** Appends the value on top (popped): as an element of an array literal of
+** kind `ekind` (at nesting `depth`), or with `ekind` < 0 as a field of
+** COPY's text format. NULL is nil or cjson.null; tables are JSON (or, in
+** an array that is not of JSON, a nested array). Returns 0, or -1 with a
+** message pushed.
+*/
+static int add_value (lua_State *L, Buf *b, int ekind, int depth) {
+  int copy = ekind < 0;
   char num[SLOT];
   size_t len;
   const char *s;
   switch (lua_type(L, -1)) {
-    case LUA_TNIL:
-      buf_lit(L, b, "NULL");
-      break;
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, -1) != NULL) goto bad;
-      buf_lit(L, b, "NULL");
+      /* FALLTHROUGH */
+    case LUA_TNIL:
+      if (copy) buf_lit(L, b, "\\N");
+      else buf_lit(L, b, "NULL");
       break;
     case LUA_TBOOLEAN:
-      if (lua_toboolean(L, -1)) buf_lit(L, b, "true");
-      else buf_lit(L, b, "false");
+      s = lua_toboolean(L, -1) ? (copy ? "t" : "true") : (copy ? "f" : "false");
+      buf_add(L, b, s, strlen(s));
       break;
     case LUA_TNUMBER:
       s = fmt_number(L, -1, num);
@@ -640,46 +682,35 @@ static int encode_elem (lua_State *L, Buf *b, int ekind, int depth) {
       break;
     case LUA_TSTRING:
       s = lua_tolstring(L, -1, &len);
-      if (ekind == PK_BYTEA) {
-        static const char hex[] = "0123456789abcdef";
-        size_t i;
-        buf_lit(L, b, "\"\\\\x");
-        for (i = 0; i < len; i++) {
-          char h[2];
-          h[0] = hex[(unsigned char)s[i] >> 4];
-          h[1] = hex[(unsigned char)s[i] & 15];
-          buf_add(L, b, h, 2);
-        }
-        buf_lit(L, b, "\"");
+      if (copy) add_copy_text(L, b, s, len);
+      else if (ekind == PK_BYTEA) add_bytea_elem(L, b, s, len);
+      else if (memchr(s, '\0', len) != NULL) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "an array element is a string with a zero byte");
+        return -1;
       }
-      else {
-        if (memchr(s, '\0', len) != NULL) {
-          lua_pop(L, 1);
-          lua_pushliteral(L, "an array element is a string with a zero byte");
-          return -1;
-        }
-        add_quoted(L, b, s, len);
-      }
+      else add_quoted(L, b, s, len);
       break;
     case LUA_TTABLE:
-      if (ekind == PK_JSON) {
+      if (copy || ekind == PK_JSON) {
         if (json_encode(L, -1) != 0) {
           lua_remove(L, -2);
           return -1;
         }
         s = lua_tolstring(L, -1, &len);
-        add_quoted(L, b, s, len);
+        if (copy) add_copy_text(L, b, s, len);
+        else add_quoted(L, b, s, len);
         lua_pop(L, 1);
-        break;
       }
-      if (encode_array(L, b, lua_gettop(L), ekind, depth + 1) != 0) {
+      else if (encode_array(L, b, lua_gettop(L), ekind, depth + 1) != 0) {
         lua_remove(L, -2);
         return -1;
       }
       break;
     default:
     bad:
-      lua_pushfstring(L, "an array element is a %s", luaL_typename(L, -1));
+      lua_pushfstring(L, "%s is a %s", copy ? "a field" : "an array element",
+                      luaL_typename(L, -1));
       lua_remove(L, -2);
       return -1;
   }
@@ -707,7 +738,7 @@ static int encode_array (lua_State *L, Buf *b, int idx, int ekind,
   for (i = 1; i <= n; i++) {
     if (i > 1) buf_lit(L, b, ",");
     lua_rawgeti(L, idx, i);
-    if (encode_elem(L, b, ekind, depth) != 0) return -1;
+    if (add_value(L, b, ekind, depth) != 0) return -1;
   }
   buf_lit(L, b, "}");
   return 0;
@@ -802,70 +833,6 @@ int pg__encode_params (lua_State *L, PgConn *c, int first, int n,
 }
 
 
-/* Appends `s` escaped for COPY's text format (\, newline, CR, tab). */
-static void add_copy_text (lua_State *L, Buf *b, const char *s, size_t len) {
-  size_t i, run = 0;
-  for (i = 0; i < len; i++) {
-    const char *esc;
-    switch (s[i]) {
-      case '\\': esc = "\\\\"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      default: continue;
-    }
-    buf_add(L, b, s + run, i - run);
-    buf_add(L, b, esc, 2);
-    run = i + 1;
-  }
-  buf_add(L, b, s + run, len - run);
-}
-
-
-/* Appends the value on top (popped) as a COPY text field. Returns 0, or
-** -1 with a message pushed. */
-static int copy_field (lua_State *L, Buf *b) {
-  char num[SLOT];
-  size_t len;
-  const char *s;
-  switch (lua_type(L, -1)) {
-    case LUA_TNIL: buf_lit(L, b, "\\N"); break;
-    case LUA_TLIGHTUSERDATA:
-      if (lua_touserdata(L, -1) != NULL) goto bad;
-      buf_lit(L, b, "\\N");
-      break;
-    case LUA_TBOOLEAN:
-      if (lua_toboolean(L, -1)) buf_lit(L, b, "t");
-      else buf_lit(L, b, "f");
-      break;
-    case LUA_TNUMBER:
-      s = fmt_number(L, -1, num);
-      buf_add(L, b, s, strlen(s));
-      break;
-    case LUA_TSTRING:
-      s = lua_tolstring(L, -1, &len);
-      add_copy_text(L, b, s, len);
-      break;
-    case LUA_TTABLE:
-      if (json_encode(L, -1) != 0) {
-        lua_remove(L, -2);
-        return -1;
-      }
-      s = lua_tolstring(L, -1, &len);
-      add_copy_text(L, b, s, len);
-      lua_pop(L, 1);
-      break;
-    default:
-    bad:
-      lua_pushfstring(L, "a field is a %s", luaL_typename(L, -1));
-      lua_remove(L, -2);
-      return -1;
-  }
-  lua_pop(L, 1);
-  return 0;
-}
-
-
 /*
 ** Encodes rows from..to of the array at `tidx` into c->abuf in COPY's
 ** text format, stopping after about 64 KiB: a row is an array of `ncols`
@@ -890,7 +857,7 @@ lua_Integer pg__encode_copy_rows (lua_State *L, PgConn *c, int tidx,
       for (j = 1; j <= ncols; j++) {
         if (j > 1) buf_lit(L, b, "\t");
         lua_rawgeti(L, row, j);
-        if (copy_field(L, b) != 0) {
+        if (add_value(L, b, -1, 0) != 0) {
           lua_pushfstring(L, "row %I, column %d: %s", i, j,
                           lua_tostring(L, -1));
           return 0;

@@ -207,27 +207,15 @@ function M.connect(dsn, opts)
   return wrap(c, { c = c, depth = 0 })
 end
 
---- Runs `sql` with parameters $1, $2, ... bound to the arguments and
---- returns its rows (suspends): an array of tables keyed by column name
---- (NULL is nil), with `columns` (the names in order) and `count`.
-function Connection:query(sql, ...)
-  return raw(self, "query"):query(sql, ...)
-end
-
---- As query, returning the first row (or nil).
-function Connection:query_one(sql, ...)
-  return raw(self, "query_one"):query_one(sql, ...)
-end
-
---- As query, returning the first column of the first row (or nil).
-function Connection:query_value(sql, ...)
-  return raw(self, "query_value"):query_value(sql, ...)
-end
-
---- Runs `sql` and returns the number of rows it affected (suspends).
---- Without parameters several statements may be given at once.
-function Connection:execute(sql, ...)
-  return raw(self, "execute"):execute(sql, ...)
+-- conn:query(sql, ...) -> rows (with `columns` and `count`),
+-- conn:query_one -> the first row or nil, conn:query_value -> the first
+-- value of the first row or nil, conn:execute -> the rows affected
+-- (suspend): the C connection's methods, on the connection of `self`.
+for _, name in ipairs({ "query", "query_one", "query_value", "execute" }) do
+  Connection[name] = function(self, sql, ...)
+    local c = raw(self, name)
+    return c[name](c, sql, ...)
+  end
 end
 
 ---@class aio.pg.Transaction
@@ -789,36 +777,15 @@ function Pool:acquire()
   return wrap(rec.c, rec, self)
 end
 
---- conn:query on a connection of the pool (suspends).
-function Pool:query(sql, ...)
-  pool_check(self, "query")
-  local rec = get(self)
-  local c = rec.c
-  return finish(self, rec, pcall(c.query, c, sql, ...))
-end
-
---- conn:query_one on a connection of the pool (suspends).
-function Pool:query_one(sql, ...)
-  pool_check(self, "query_one")
-  local rec = get(self)
-  local c = rec.c
-  return finish(self, rec, pcall(c.query_one, c, sql, ...))
-end
-
---- conn:query_value on a connection of the pool (suspends).
-function Pool:query_value(sql, ...)
-  pool_check(self, "query_value")
-  local rec = get(self)
-  local c = rec.c
-  return finish(self, rec, pcall(c.query_value, c, sql, ...))
-end
-
---- conn:execute on a connection of the pool (suspends).
-function Pool:execute(sql, ...)
-  pool_check(self, "execute")
-  local rec = get(self)
-  local c = rec.c
-  return finish(self, rec, pcall(c.execute, c, sql, ...))
+-- pool:query, query_one, query_value, execute (suspend): the connection's
+-- method on a connection of the pool, given back at once.
+for _, name in ipairs({ "query", "query_one", "query_value", "execute" }) do
+  Pool[name] = function(self, sql, ...)
+    pool_check(self, name)
+    local rec = get(self)
+    local c = rec.c
+    return finish(self, rec, pcall(c[name], c, sql, ...))
+  end
 end
 
 --- {size=, idle=, in_use=, recovering=, connecting=, waiting=, min=,

@@ -693,12 +693,15 @@ static const luaL_Reg pg_funcs[] = {
 };
 
 
-/* core.pg = {connect, conninfo, set_json, version}. */
+/* core.pg = {connect, conninfo, set_json, libpq_version, methods (the
+** connection class's methods, for the Lua layer to call directly)}. */
 static void open_pg (lua_State *L) {
   int core = lua_gettop(L);
-  aio__class_open(L, core - 1, &conn_class);
-  lua_pop(L, 1);
-  lua_newtable(L);
+  aio__class_open(L, core - 1, &conn_class);         /* mt */
+  lua_newtable(L);                                   /* mt pg */
+  lua_getfield(L, -2, "__index");
+  lua_setfield(L, -2, "methods");
+  lua_remove(L, -2);                                 /* pg */
   aio__setfuncs(L, core - 1, pg_funcs);
   pg__open_json(L);
   lua_pushinteger(L, PQlibVersion());

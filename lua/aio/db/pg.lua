@@ -212,9 +212,9 @@ end
 -- value of the first row or nil, conn:execute -> the rows affected
 -- (suspend): the C connection's methods, on the connection of `self`.
 for _, name in ipairs({ "query", "query_one", "query_value", "execute" }) do
+  local method = cpg.methods[name]
   Connection[name] = function(self, sql, ...)
-    local c = raw(self, name)
-    return c[name](c, sql, ...)
+    return method(raw(self, name), sql, ...)
   end
 end
 
@@ -601,13 +601,13 @@ local function get(self)
     sem:release()
     error(Error("closed", "attempt to use a closed pool"), 0)
   end
-  local t = now()
-  while self._nfree > 0 do
-    local n = self._nfree
-    local rec = self._free[n]
-    self._free[n] = nil
-    self._nfree = n - 1
-    if rec.c:check() and not expired(self, rec, t) then
+  local free, n = self._free, self._nfree
+  while n > 0 do
+    local rec = free[n]
+    free[n] = nil
+    n = n - 1
+    self._nfree = n
+    if rec.c:check() and not (self.max_lifetime and expired(self, rec, now())) then
       self._busy = self._busy + 1
       return rec
     end
@@ -662,10 +662,10 @@ function Pool:_put(rec)
   local c = rec.c
   rec.depth = 0
   self._busy = self._busy - 1
-  if self._closed or c:closed() or expired(self, rec, now()) then
+  if self._closed or (self.max_lifetime and expired(self, rec, now())) then
     discard(self, rec)
     self._sem:release()
-  elseif c:clean() and self.reset ~= "always" then
+  elseif c:clean() and self.reset ~= "always" then  -- the common case
     push_free(self, rec)
     self._sem:release()
   else
@@ -690,13 +690,6 @@ function Pool:_put(rec)
 end
 
 local put = Pool._put
-
--- pool:query & co: a connection for one call.
-local function finish(self, rec, ok, ...)
-  put(self, rec)
-  if ok then return ... end
-  error((...), 0)
-end
 
 --- A pool of connections to `dsn` shared by every task (asyncpg's pool).
 --- opts: dsn (required), min (0: connections kept open), max (10: open at
@@ -780,11 +773,14 @@ end
 -- pool:query, query_one, query_value, execute (suspend): the connection's
 -- method on a connection of the pool, given back at once.
 for _, name in ipairs({ "query", "query_one", "query_value", "execute" }) do
+  local method = cpg.methods[name]
   Pool[name] = function(self, sql, ...)
-    pool_check(self, name)
+    if getmetatable(self) ~= Pool then pool_check(self, name) end
     local rec = get(self)
-    local c = rec.c
-    return finish(self, rec, pcall(c[name], c, sql, ...))
+    local ok, r = pcall(method, rec.c, sql, ...)
+    put(self, rec)
+    if ok then return r end
+    error(r, 0)
   end
 end
 

@@ -188,10 +188,12 @@ int pg__raise_lost (lua_State *L, PgConn *c, const char *what, PGresult *r) {
 
 /* The operation is over: the turn passes to the first waiting task, or
 ** the connection is free. Tasks waiting for notifications look at what
-** the operation may have read. */
+** the operation may have read (no operation waits on the socket now). */
 void pg__turn_leave (PgConn *c) {
   Loop *loop = c->io.loop;
   c->owner = NULL;
+  if (c->nlisten > 0 && c->poll != NULL)
+    aio__notify_all(loop, &c->poll->waiters);
   while (!link_empty(&c->turnq)) {
     Task *w = aio_container_of(c->turnq.next, Task, wait.link);
     if (aio__task_wake(loop, w, AIO_WAKE_OK)) {
@@ -201,8 +203,6 @@ void pg__turn_leave (PgConn *c) {
     link_remove(&w->wait.link);
   }
   c->busy = 0;
-  if (c->nlisten > 0 && c->poll != NULL)
-    aio__notify_all(loop, &c->poll->waiters);
 }
 
 

@@ -302,8 +302,8 @@ void pg__start_cancel (lua_State *L, PgConn *c) {
 ** Connecting
 ** ------------------------------------------------------------------- */
 
-/* Raises `connect` (or `db` for an error the server reported) with
-** libpq's message; closes the connection at 5 first. */
+/* The connection failed: closes it and returns nil and libpq's message
+** (pg.lua raises `connect`, or `db` for what the server refused). */
 static int connect_fail (lua_State *L, PgConn *c) {
   const char *msg = c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory";
   lua_pushstring(L, msg);

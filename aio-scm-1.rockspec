@@ -25,6 +25,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
+  HIREDIS = { header = "hiredis/hiredis.h" },
   LIBPQ = { header = "postgresql/libpq-fe.h" },
 }
 
@@ -50,11 +51,15 @@ build = {
         "src/db/pg_copy.c",
         "src/db/pg_query.c",
         "src/db/pg_value.c",
+        "src/db/redis_call.c",
+        "src/db/redis_conn.c",
+        "src/db/redis_reply.c",
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
         "src/io/address.c",
         "src/io/buf.c",
+        "src/io/connect.c",
         "src/io/dns.c",
         "src/io/file.c",
         "src/io/fs.c",
@@ -75,6 +80,9 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
+      libraries = { "uv", "curl", "hiredis" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       libraries = { "uv", "curl", "pq" },
       incdirs = { "src", "$(LIBUV_INCDIR)", "$(LIBPQ_INCDIR)/postgresql" },
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(LIBPQ_LIBDIR)" },
@@ -86,6 +94,9 @@ build = {
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
     ["aio.db.pg"] = "lua/aio/db/pg.lua",
+    ["aio.db.redis"] = "lua/aio/db/redis.lua",
+    ["aio.db.redis_conn"] = "lua/aio/db/redis_conn.lua",
+    ["aio.db.redis_pubsub"] = "lua/aio/db/redis_pubsub.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",

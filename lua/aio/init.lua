@@ -92,6 +92,7 @@ local lazy = {
   -- http: the client, server and WebSocket (aio.http loads each on use)
   http = "aio.http",
   -- db: database clients
+  redis = "aio.db.redis",
   pg = "aio.db.pg",
 }
 

@@ -18,11 +18,8 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-# the peers live in ../shared (beside a checkout) or ../../shared (a worktree)
-for d in "$ROOT/../shared/bench/peers" "$ROOT/../../shared/bench/peers"; do
-  [ -z "${PEERS:-}" ] && [ -d "$d" ] && PEERS=$(cd "$d" && pwd)
-done
-PEERS=${PEERS:-$ROOT/../shared/bench/peers}
+. "$HERE/lib.sh"
+PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
 
 RUNS=5
@@ -48,32 +45,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# run LABEL CMD...: one run; its RESULT lines (tagged by workload) go to $RAW
-run() {
-  local label=$1; shift
-  local out
+# runs LABEL CMD...: one run of a client printing a RESULT line per
+# workload (w9, w9rows); each goes to $RAW tagged WL/LABEL
+runs() {
+  local label=$1 out wl line; shift
   out=$(timeout -k 5 $((BENCH_TIMEOUT + 15)) "$@" 2>"$WORK/stderr.txt")
-  printf '%s\n' "$out" | grep '^RESULT ' | while read -r line; do
-    wl=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^wl=//p')
+  for wl in w9 w9rows; do
+    line=$(printf '%s\n' "$out" | grep "^RESULT .* wl=$wl " | tail -1)
+    [ -z "$line" ] && line="RESULT ok=0 err=$(head -c 200 "$WORK/stderr.txt" | tr -s ' \n\t' '___')"
     echo "label=$wl/$label ${line#RESULT }" >> "$RAW"
   done
-  printf '%s\n' "$out" | grep -q '^RESULT ' ||
-    echo "label=w9/$label ok=0 err=$(head -c 200 "$WORK/stderr.txt" | tr -s ' \n\t' '___')" >> "$RAW"
 }
-
-field() { grep "^label=$1 " "$RAW" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-stats() {
-  sort -g | awk '{v[NR]=$1} END{ if (NR==0) {print "- - -"; exit}
-    m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR] }'
-}
-median() { field "$1" "$2" | stats | cut -d' ' -f1; }
-row() {  # LABEL UNIT
-  local med mn mx oks
-  read -r med mn mx < <(field "$1" rate | stats)
-  oks=$(field "$1" ok | sort -u | tr '\n' ' ')
-  printf '  %-24s %10s  [%s - %s] %-10s ok=%s\n' "$1" "$med" "$mn" "$mx" "$2" "$oks"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
 
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$WORK/pg"
@@ -85,21 +67,21 @@ printf '\\set n random(1, 1000)\nSELECT :n::int + 1;\n' > "$WORK/q.sql"
 chmod 644 "$WORK/q.sql"
 
 for i in $(seq "$RUNS"); do
-  run aio lua5.4 bench/aio_pg.lua "$PORT"
-  for f in uvloop asyncio; do run "asyncpg-$f" $PY "$PEERS/server/pg_asyncpg.py" $f "$PORT"; done
+  runs aio lua5.4 bench/aio_pg.lua "$PORT"
+  for f in uvloop asyncio; do runs "asyncpg-$f" $PY "$PEERS/server/pg_asyncpg.py" $f "$PORT"; done
   tps=$("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U app -n -c 10 -j 2 -T 5 -M prepared \
     -f "$WORK/q.sql" postgres 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
   echo "label=w9/pgbench rate=${tps:-0} ok=$([ -n "$tps" ] && echo 1 || echo 0)" >> "$RAW"
 done
 
 echo "W9: 50,000 x SELECT \$1::int + 1, pool of 10, 64 tasks (queries/s; $RUNS rounds)"
-for l in aio asyncpg-uvloop asyncpg-asyncio pgbench; do row w9/$l queries/s; done
+for l in aio asyncpg-uvloop asyncpg-asyncio pgbench; do row w9/$l rate queries/s; done
 a=$(median w9/aio rate)
 echo "  ratios of medians: aio/asyncpg-uvloop $(ratio "$a" "$(median w9/asyncpg-uvloop rate)")" \
      " aio/asyncpg-asyncio $(ratio "$a" "$(median w9/asyncpg-asyncio rate)")" \
      " aio/pgbench $(ratio "$a" "$(median w9/pgbench rate)")"
 echo "W9rows: 100,000 typed rows decoded (rows/s; $RUNS rounds)"
-for l in aio asyncpg-uvloop asyncpg-asyncio; do row w9rows/$l rows/s; done
+for l in aio asyncpg-uvloop asyncpg-asyncio; do row w9rows/$l rate rows/s; done
 a=$(median w9rows/aio rate)
 echo "  ratios of medians: aio/asyncpg-uvloop $(ratio "$a" "$(median w9rows/asyncpg-uvloop rate)")" \
      " aio/asyncpg-asyncio $(ratio "$a" "$(median w9rows/asyncpg-asyncio rate)")"

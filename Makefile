@@ -4,9 +4,9 @@
 LUA      ?= lua5.4
 BUSTED   ?= busted
 CC       ?= cc
-PKGS      = lua5.4 libuv libcurl hiredis zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl hiredis zlib 2>/dev/null || echo -luv -lcurl -lhiredis -lz)
+PKGS      = lua5.4 libuv libcurl hiredis libpq zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4 -I/usr/include/postgresql)
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl hiredis libpq zlib 2>/dev/null || echo -luv -lcurl -lhiredis -lpq -lz)
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
             -Wstrict-prototypes
@@ -23,7 +23,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench bench-redis clean env lint
+.PHONY: all test sanitize valgrind bench bench-redis bench-pg clean env lint
 
 all: $(CORE)
 
@@ -72,9 +72,14 @@ bench: all
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
 	$(MAKE) -s bench-redis
+	$(MAKE) -s bench-pg
 
 bench-redis: all
 	$(LUA_ENV) bash bench/redis.sh -r $(BENCH_RUNS)
+
+# W9: aio.pg beside asyncpg and pgbench on one throwaway PostgreSQL
+bench-pg: all
+	$(LUA_ENV) bash bench/pg.sh -r $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

@@ -38,7 +38,7 @@ local function callables(objects)
   end
   H.load_all(aio)
   add("aio.", aio)
-  for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis"}) do add("aio." .. m .. ".", aio[m]) end
+  for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "pg"}) do add("aio." .. m .. ".", aio[m]) end
   for oname, obj in pairs(objects) do
     local methods = H.method_table(obj)
     if type(methods) == "table" then add(oname .. ":", methods, obj) end

@@ -2,7 +2,8 @@
 -- aio.http.get("http://host/echo\0/../../admin") requested /echo, auth
 -- {"user", "pass\0word"} sent "user:pass". Every string that reaches a C
 -- API (URL, header, auth, proxy, CA file, path, argv, env, cwd, host,
--- signal name, a redis URL or socket path) and holds a zero byte raises
+-- signal name, a redis URL or socket path, a PostgreSQL connection
+-- string) and holds a zero byte raises
 -- `usage` now, in the Lua layer and in the C core alike.
 local aio = require "aio"
 local core = require "aio.core"
@@ -70,6 +71,9 @@ describe("a string with a zero byte", function()
     H.raises("usage", aio.signal, "SIGUSR1\0", function() end)
     H.raises("usage", aio.redis.connect, "redis://127.0.0.1\0.evil:6379/")
     H.raises("usage", aio.redis.connect, "unix:/tmp/a%00b")   -- decoded by the URL
+    H.raises("usage", aio.pg.connect, "host=127.0.0.1\0 host=evil")
+    H.raises("usage", aio.pg.Pool, { dsn = "host=127.0.0.1\0 host=evil" })
+    H.raises("usage", core.pg.conninfo, "host=a\0b")
     -- the C core, called directly
     H.raises("usage", core.process.run, { "echo", "a\0b" }, {})
     H.raises("usage", core.process.run, { "pwd" }, { cwd = "/\0x" })

@@ -621,8 +621,11 @@ static int conn_closed (lua_State *L) {
 static int escape (lua_State *L, int ident) {
   PgConn *c = pg__self(L);
   size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  char *q = ident ? PQescapeIdentifier(c->pg, s, len)
+  const char *s = aio__checkcstring(L, 2, ident ? "an identifier" :
+                                     "a literal");   /* libpq stops at 0 */
+  char *q;
+  len = lua_rawlen(L, 2);
+  q = ident ? PQescapeIdentifier(c->pg, s, len)
                   : PQescapeLiteral(c->pg, s, len);
   if (q == NULL)
     return luaL_error(L, "cannot quote: %s", PQerrorMessage(c->pg));

@@ -342,7 +342,7 @@ end
 --- Listens on `channel` (suspends); see notifications().
 function Connection:listen(channel)
   local c = raw(self, "listen")
-  check(channel, "string", 1, "listen")
+  args.carg(channel, 1, "listen", "the channel")
   c:command("LISTEN " .. c:escape_identifier(channel))
 end
 
@@ -351,7 +351,7 @@ end
 function Connection:unlisten(channel)
   local c = raw(self, "unlisten")
   if channel == nil then return (c:command("UNLISTEN *")) end
-  check(channel, "string", 1, "unlisten")
+  args.carg(channel, 1, "unlisten", "the channel")
   c:command("UNLISTEN " .. c:escape_identifier(channel))
 end
 

@@ -25,6 +25,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
+  HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
 }
 
 build = {
@@ -48,6 +49,11 @@ build = {
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
+        "src/http/server_conn.c",
+        "src/http/server_file.c",
+        "src/http/server_parser.c",
+        "src/http/server_request.c",
+        "src/http/server_response.c",
         "src/io/address.c",
         "src/io/buf.c",
         "src/io/dns.c",
@@ -70,9 +76,9 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl" },
-      incdirs = { "src", "$(LIBUV_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
+      libraries = { "uv", "curl", "http_parser" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",
@@ -81,6 +87,7 @@ build = {
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
+    ["aio.http.server"] = "lua/aio/http/server.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",
     ["aio.io.fs"] = "lua/aio/io/fs.lua",
     ["aio.io.process"] = "lua/aio/io/process.lua",

@@ -5,7 +5,9 @@
 ** See LICENSE
 */
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "aio.h"
 
@@ -298,6 +300,40 @@ static int listener_address (lua_State *L) {
 }
 
 
+/*
+** Initialises `tcp` as a socket of `family` (AF_INET, AF_INET6) to listen
+** on. With `reuse_port` the socket is made now and gets SO_REUSEPORT
+** before any bind (libuv has no flag for it), so several processes may
+** listen on one port and the kernel spreads connections among them.
+** Returns 0 or a UV_E* code; *inited tells whether the handle was
+** initialised (then it must be closed, also on failure).
+*/
+int aio__tcp_init_listener (uv_loop_t *uv, uv_tcp_t *tcp, int family,
+                            int reuse_port, int *inited) {
+  uv_os_fd_t fd;
+  int rc, on = 1;
+  *inited = 0;
+  if (!reuse_port) {
+    rc = uv_tcp_init(uv, tcp);
+    *inited = rc == 0;
+    return rc;
+  }
+  rc = uv_tcp_init_ex(uv, tcp, (unsigned)family);
+  if (rc != 0) return rc;
+  *inited = 1;
+  rc = uv_fileno((uv_handle_t *)tcp, &fd);
+  if (rc != 0) return rc;
+#ifdef SO_REUSEPORT
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    return uv_translate_sys_error(errno);
+  return 0;
+#else
+  (void)on;
+  return UV_ENOTSUP;
+#endif
+}
+
+
 /* Raises `io` for a failed bind or listen on (host, port) at 1, 2. */
 static int listen_fail (lua_State *L, Listener *l, int err) {
   aio__io_close(&l->io);
@@ -311,9 +347,9 @@ static int listen_fail (lua_State *L, Listener *l, int err) {
 
 
 /*
-** core.tcp.listen(ip, port, backlog, nodelay) -> Listener, listening on an
-** address literal (port 0: the system picks one). Raises `io` (code
-** "EADDRINUSE", ...).
+** core.tcp.listen(ip, port, backlog, nodelay, reuse_port) -> Listener,
+** listening on an address literal (port 0: the system picks one). Raises
+** `io` (code "EADDRINUSE", ...).
 */
 static int tcp_listen (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
@@ -322,8 +358,8 @@ static int tcp_listen (lua_State *L) {
   int backlog = (int)luaL_optinteger(L, 3, 1024);
   struct sockaddr_storage ss;
   Listener *l;
-  int rc;
-  lua_settop(L, 4);
+  int rc, inited;
+  lua_settop(L, 5);
   aio__check_running(L, loop, "aio.tcp.listen");
   rc = aio__parse_address(host, port, &ss);
   if (rc < 0) luaL_argerror(L, 1, "not an IP address");
@@ -334,8 +370,9 @@ static int tcp_listen (lua_State *L) {
   link_init(&l->idle_waiters);
   l->scratch = aio__io_scratch(L);
   l->nodelay = (uint8_t)lua_toboolean(L, 4);
-  rc = uv_tcp_init(&loop->uv, &l->tcp);
-  if (rc == 0) aio__io_opened(&l->io, (uv_handle_t *)&l->tcp);
+  rc = aio__tcp_init_listener(&loop->uv, &l->tcp, ss.ss_family,
+                              lua_toboolean(L, 5), &inited);
+  if (inited) aio__io_opened(&l->io, (uv_handle_t *)&l->tcp);
   aio__io_push(L, &l->io, LISTENER_MT, 0);
   if (rc < 0) return listen_fail(L, l, rc);
   rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);

@@ -80,11 +80,20 @@ typedef struct HttpField {
 } HttpField;
 
 typedef struct HttpHead {
+  struct HttpHead *next;         /* in a HeadPool while free */
   Buf data;                      /* the bytes of target, names, values */
   uint32_t url_len;              /* the target is data[0, url_len) */
   uint32_t nfields, cap;         /* fields used, allocated */
   HttpField *fields;
 } HttpHead;
+
+/* Heads kept for reuse by a server's connections (at most HS_POOL). */
+typedef struct HeadPool {
+  HttpHead *free;
+  uint32_t n;
+} HeadPool;
+
+#define HS_POOL 64
 
 /* What aio__hp_feed found. */
 enum {
@@ -100,6 +109,7 @@ enum {
 typedef struct HttpParse {
   uint64_t impl[HP_IMPL_WORDS];  /* the C parser (first: see the .c) */
   HttpHead *head;                /* the head being collected, or NULL */
+  HeadPool *pool;                /* where heads come from, or NULL */
   Buf *body;                     /* where body bytes go (NULL: dropped) */
   const char *scan;              /* input classified up to here */
   uint64_t clen;                 /* Content-Length, if has_clen */
@@ -120,7 +130,8 @@ typedef struct HttpParse {
   const char *reason;            /* HP_ERROR: what was wrong (for logs) */
 } HttpParse;
 
-void aio__hp_init (HttpParse *p, uint32_t max_head);
+void aio__hp_init (HttpParse *p, uint32_t max_head, HeadPool *pool);
+void aio__hp_pool_free (HeadPool *pool);
 int aio__hp_feed (HttpParse *p, const char *data, size_t len, size_t *used);
 void aio__hp_resume (HttpParse *p);
 void aio__hp_next (HttpParse *p);
@@ -156,6 +167,7 @@ typedef struct HttpServer {
   Link dispatcher;               /* the task in srv:dispatch */
   Link idle_waiters;             /* tasks in srv:wait_idle */
   char *scratch;                 /* the loop's shared read buffer */
+  HeadPool heads;                /* request heads for reuse */
   HttpLimits lim;
   uint32_t nconns;               /* open HTTP connections */
   uint32_t ntaken;               /* taken over, not closed yet */
@@ -229,6 +241,7 @@ typedef struct HttpConn {
 
 /* server_conn.c */
 HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx);
+HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx);
 void aio__hs_request_end (HttpConn *c);
 void aio__hs_conn_close (HttpConn *c);
 void aio__hs_error_close (HttpConn *c, int status);
@@ -238,8 +251,16 @@ void aio__hs_read_on (HttpConn *c);
 void aio__hs_feed_body (HttpConn *c);
 void aio__hs_takeover (HttpConn *c);
 
+extern const char aio__hs_conn_key;   /* registry: the connection metatable */
+IoRef *aio__hs_test_conn (lua_State *L, int idx);
+
 /* server_request.c: the request table and the body */
-void aio__hs_push_request (lua_State *L, HttpConn *c, int mt);
+enum {                           /* the keys srv:dispatch keeps on its stack */
+  RK_METHOD, RK_TARGET, RK_PATH, RK_QUERY, RK_HEADERS, RK_VERSION, RK_CONN,
+  RK_SEQ, RK_COUNT
+};
+void aio__hs_push_keys (lua_State *L);
+void aio__hs_push_request (lua_State *L, HttpConn *c, int mt, int keys);
 void aio__open_http_request (lua_State *L, int loopidx);
 
 void aio__hs_write_done (HttpConn *c);

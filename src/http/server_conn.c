@@ -16,6 +16,7 @@
 #include "server.h"
 
 static const IoType conn_type;
+const char aio__hs_conn_key = 0;
 static void conn_read_on (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
 static void srv_check_idle (HttpServer *srv);
@@ -54,6 +55,14 @@ static void conn_timer (Loop *loop, TimerCb *tc) {
 ** Closing
 ** ------------------------------------------------------------------- */
 
+/* The connection stops referring to its server. */
+static void conn_detach (HttpConn *c) {
+  link_remove(&c->link);
+  c->srv = NULL;
+  c->hp.pool = NULL;
+}
+
+
 /* Closes connection `c` (any state); its handler task, if any, is
 ** cancelled. Never runs Lua. */
 void aio__hs_conn_close (HttpConn *c) {
@@ -91,10 +100,7 @@ static void conn_close (IoHandle *io) {
       if (c->state == HC_TAKEN) srv->ntaken--;
       else srv->nconns--;
     }
-    if (c->handler == NULL) {
-      link_remove(&c->link);
-      c->srv = NULL;
-    }
+    if (c->handler == NULL) conn_detach(c);
     srv_accept_held(srv);
     srv_check_idle(srv);
   }
@@ -269,6 +275,7 @@ static int conn_drain (HttpConn *c) {
     return 1;
   }
   if (rc != HP_DONE) return 0;
+  aio__hp_next(&c->hp);
   c->state = HC_HEAD;
   if (c->srv == NULL || c->srv->closing) {
     aio__hs_conn_close(c);
@@ -369,6 +376,7 @@ void aio__hs_request_end (HttpConn *c) {
     return;
   }
   if (c->body_done) {
+    aio__hp_next(&c->hp);              /* the head goes back to the pool */
     c->state = HC_HEAD;
     timer_arm(c, srv->lim.idle_ns);
   }
@@ -397,10 +405,7 @@ static void handler_done (Loop *loop, Waiter *w) {
   c->handler = NULL;
   if (srv != NULL) srv->nhandlers--;
   if (aio_conn_live(c)) aio__hs_request_end(c);
-  else if (srv != NULL) {
-    link_remove(&c->link);
-    c->srv = NULL;
-  }
+  else if (srv != NULL) conn_detach(c);
   if (srv != NULL) srv_check_idle(srv);
 }
 
@@ -435,7 +440,7 @@ static void accept_one (HttpServer *srv) {
   c->done.notify = handler_done;
   c->timer.timer.kind = AIO_TIMER_CALLBACK;
   c->timer.fire = conn_timer;
-  aio__hp_init(&c->hp, srv->lim.max_head);
+  aio__hp_init(&c->hp, srv->lim.max_head, &srv->heads);
   c->state = HC_HEAD;
   c->counted = 1;
   link_push(&srv->conns, &c->link);
@@ -513,11 +518,8 @@ static void srv_close (IoHandle *io) {
   srv->closing = 1;
   stop_listening(srv);
   close_conns(srv);
-  while (!link_empty(&srv->conns)) {
-    HttpConn *c = aio_container_of(srv->conns.next, HttpConn, link);
-    link_remove(&c->link);
-    c->srv = NULL;
-  }
+  while (!link_empty(&srv->conns))
+    conn_detach(aio_container_of(srv->conns.next, HttpConn, link));
   while (!link_empty(&srv->ready)) link_remove(srv->ready.next);
   srv->nhandlers = 0;
   aio__notify_all(io->loop, &srv->dispatcher);
@@ -525,7 +527,12 @@ static void srv_close (IoHandle *io) {
 }
 
 
-static const IoType server_type = {"server", srv_close, NULL, NULL};
+static void srv_release (IoHandle *io) {
+  aio__hp_pool_free(&((HttpServer *)io)->heads);
+}
+
+
+static const IoType server_type = {"server", srv_close, NULL, srv_release};
 
 
 /* srv:dispatch(spawn, run, Request) (suspends until the server closes):
@@ -552,7 +559,7 @@ static int dispatch_body (lua_State *L, HttpServer *srv) {
     c->seq++;
     lua_pushvalue(L, 2);                           /* ... spawn */
     lua_pushvalue(L, 3);                           /* ... spawn run */
-    aio__hs_push_request(L, c, 4);                 /* ... spawn run req */
+    aio__hs_push_request(L, c, 4, 5);              /* ... spawn run req */
     lua_call(L, 2, 1);                             /* ... task */
     t = aio__totask(L, -1);
     lua_pop(L, 1);
@@ -577,6 +584,7 @@ static int srv_dispatch (lua_State *L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   lua_settop(L, 4);
   aio__task_enter(L, loop, "server dispatch");
+  aio__hs_push_keys(L);                     /* srv spawn run mt keys... */
   return dispatch_body(L, srv);
 }
 
@@ -796,10 +804,23 @@ static const AioClass server_class = {HTTP_SERVER_MT, server_methods,
 /*
 ** The connection of a request: argument `idx` is its connection object,
 ** `seqidx` the request's number. Raises `usage` if that request is over
-** (or the connection was taken over), `closed` if the connection is.
+** (or the connection was taken over), `closed` if the connection is
+** (aio__hs_conn_or_null returns NULL instead).
 */
-HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx) {
-  IoRef *ref = (IoRef *)luaL_testudata(L, idx, HTTP_CONN_MT);
+/* The connection object at `idx`, or NULL. */
+IoRef *aio__hs_test_conn (lua_State *L, int idx) {
+  IoRef *ref = (IoRef *)lua_touserdata(L, idx);
+  int ok;
+  if (ref == NULL || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__hs_conn_key);
+  ok = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return ok ? ref : NULL;
+}
+
+
+HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx) {
+  IoRef *ref = aio__hs_test_conn(L, idx);
   HttpConn *c;
   if (ref == NULL) {
     if (luaL_testudata(L, idx, "aio.Stream") != NULL)
@@ -810,8 +831,13 @@ HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx) {
   if (c == NULL || c->seq != (uint32_t)luaL_checkinteger(L, seqidx) ||
       (c->state != HC_ACTIVE && aio_conn_live(c)))
     aio__usage(L, "the request is finished (its handler has returned)");
-  if (!aio_conn_live(c))
-    aio__error(L, "closed", "the client closed the connection");
+  return aio_conn_live(c) ? c : NULL;
+}
+
+
+HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx) {
+  HttpConn *c = aio__hs_conn_or_null(L, idx, seqidx);
+  if (c == NULL) aio__error(L, "closed", "the client closed the connection");
   return c;
 }
 
@@ -903,7 +929,7 @@ static void open_http_server (lua_State *L) {
   aio__class_open(L, core - 1, &server_class);
   lua_pop(L, 1);
   aio__class_open(L, core - 1, &conn_class);
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__hs_conn_key);
   lua_newtable(L);
   aio__setfuncs(L, core - 1, hs_funcs);
   aio__open_http_request(L, core - 1);

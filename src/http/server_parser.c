@@ -274,8 +274,17 @@ static int field_done (HttpParse *p) {
 static int on_message_begin (http_parser *hp) {
   HttpParse *p = hp_of(hp);
   if (p->head == NULL) {
-    p->head = (HttpHead *)calloc(1, sizeof(HttpHead));
-    if (p->head == NULL) return fail(p, 503, "out of memory");
+    HeadPool *pool = p->pool;
+    if (pool != NULL && pool->free != NULL) {
+      p->head = pool->free;
+      pool->free = p->head->next;
+      pool->n--;
+      p->head->next = NULL;
+    }
+    else {
+      p->head = (HttpHead *)calloc(1, sizeof(HttpHead));
+      if (p->head == NULL) return fail(p, 503, "out of memory");
+    }
   }
   p->phase = HP_HEAD;
   p->last = CB_NONE;
@@ -410,24 +419,51 @@ static const http_parser_settings settings = {
 ** The interface
 ** ------------------------------------------------------------------- */
 
-/* Starts parsing requests; heads of more than `max_head` bytes are 431. */
-void aio__hp_init (HttpParse *p, uint32_t max_head) {
+/* Starts parsing requests; heads of more than `max_head` bytes are 431.
+** Heads come from (and go back to) `pool` if not NULL. */
+void aio__hp_init (HttpParse *p, uint32_t max_head, HeadPool *pool) {
   memset(p, 0, sizeof *p);
   http_parser_init(parser_of(p), HTTP_REQUEST);
   p->max_head = max_head;
+  p->pool = pool;
   p->phase = HP_HEAD;
   p->lex = LX_START;
 }
 
 
-/* Frees the head being collected. */
+static void head_free (HttpHead *h) {
+  aio__buf_free(&h->data);
+  free(h->fields);
+  free(h);
+}
+
+
+/* Frees the head being collected (back to the pool if it is small). */
 void aio__hp_free (HttpParse *p) {
-  if (p->head != NULL) {
-    aio__buf_free(&p->head->data);
-    free(p->head->fields);
-    free(p->head);
-    p->head = NULL;
+  HttpHead *h = p->head;
+  HeadPool *pool = p->pool;
+  if (h == NULL) return;
+  p->head = NULL;
+  if (pool != NULL && pool->n < HS_POOL && h->data.cap <= 8192 &&
+      h->cap <= 32) {
+    h->data.off = h->data.len = 0;
+    h->url_len = h->nfields = 0;
+    h->next = pool->free;
+    pool->free = h;
+    pool->n++;
   }
+  else head_free(h);
+}
+
+
+/* Frees the heads of a pool. */
+void aio__hp_pool_free (HeadPool *pool) {
+  while (pool->free != NULL) {
+    HttpHead *h = pool->free;
+    pool->free = h->next;
+    head_free(h);
+  }
+  pool->n = 0;
 }
 
 

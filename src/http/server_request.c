@@ -101,41 +101,60 @@ static void push_conn (lua_State *L, HttpConn *c) {
 }
 
 
+/* Pushes the RK_COUNT key strings of the request table, in RK_* order. */
+void aio__hs_push_keys (lua_State *L) {
+  static const char *const keys[RK_COUNT] = {
+    "method", "target", "path", "_q", "headers", "http_version", "_c", "_n"
+  };
+  int i;
+  luaL_checkstack(L, RK_COUNT, NULL);
+  for (i = 0; i < RK_COUNT; i++) lua_pushstring(L, keys[i]);
+}
+
+
+/* Sets field `k` (a key at keys + k) of the table at `t` to the value on
+** top (popped). */
+#define setkey(L, t, keys, k) \
+  (lua_pushvalue((L), (keys) + (k)), lua_insert((L), -2), lua_rawset((L), (t)))
+
+
 /*
 ** Pushes the request table of the head `c` holds: method, target, path
 ** (percent-decoded), _q (the raw query, if any), headers, http_version,
 ** _c (the connection object), _n (the request's number); its metatable is
-** the table at `mt`.
+** the table at `mt`; the key strings are at `keys` (aio__hs_push_keys).
 */
-void aio__hs_push_request (lua_State *L, HttpConn *c, int mt) {
+void aio__hs_push_request (lua_State *L, HttpConn *c, int mt, int keys) {
   HttpHead *h = c->hp.head;
   const char *d = h->data.data;
   size_t path, plen, query, qlen;
-  mt = lua_absindex(L, mt);
+  int t;
   lua_createtable(L, 0, 10);
+  t = lua_gettop(L);
   lua_pushstring(L, aio__hp_method(&c->hp));
-  lua_setfield(L, -2, "method");
+  setkey(L, t, keys, RK_METHOD);
   lua_pushlstring(L, d, h->url_len);
-  lua_setfield(L, -2, "target");
+  setkey(L, t, keys, RK_TARGET);
   if (aio__hp_split_target(d, h->url_len, &path, &plen, &query, &qlen)) {
     push_decoded(L, d + path, plen);
     if (qlen > 0) {
       lua_pushlstring(L, d + query, qlen);
-      lua_setfield(L, -3, "_q");
+      setkey(L, t, keys, RK_QUERY);
     }
   }
   else lua_pushlstring(L, d, h->url_len);
-  lua_setfield(L, -2, "path");
+  setkey(L, t, keys, RK_PATH);
   push_headers(L, h);
-  lua_setfield(L, -2, "headers");
-  lua_pushstring(L, aio__hp_version(&c->hp) == 10 ? "1.0" : "1.1");
-  lua_setfield(L, -2, "http_version");
+  setkey(L, t, keys, RK_HEADERS);
+  if (aio__hp_version(&c->hp) == 10) lua_pushliteral(L, "1.0");
+  else lua_pushliteral(L, "1.1");
+  setkey(L, t, keys, RK_VERSION);
   push_conn(L, c);
-  lua_setfield(L, -2, "_c");
+  setkey(L, t, keys, RK_CONN);
   lua_pushinteger(L, (lua_Integer)c->seq);
-  lua_setfield(L, -2, "_n");
+  setkey(L, t, keys, RK_SEQ);
   lua_pushvalue(L, mt);
-  lua_setmetatable(L, -2);
+  lua_setmetatable(L, t);
   c->is_head = (uint8_t)aio__hp_is_head(&c->hp);
 }
 

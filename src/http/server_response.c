@@ -209,6 +209,17 @@ static void put (HeadOut *h, const char *s, size_t n) {
 #define putlit(h, s) put((h), (s), sizeof(s) - 1)
 
 
+/* Writes the decimal digits of `v`. */
+static void put_uint (HeadOut *h, uint64_t v) {
+  char buf[24], *p = buf + sizeof buf;
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  put(h, p, (size_t)(buf + sizeof buf - p));
+}
+
+
 static int no_body_status (int status) {
   return status < 200 || status == 204 || status == 304;
 }
@@ -327,12 +338,16 @@ static int keep_alive (HttpConn *c, int flags) {
 */
 static void build_head (lua_State *L, HttpConn *c, int status, int hidx,
                         int ctidx, int frame, uint64_t clen, HeadOut *h) {
-  char line[64];
+  char line[40];
   int nobody = no_body_status(status), flags = 0;
   int v10 = aio__hp_version(&c->hp) == 10;
-  snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
-  puts_(h, line);
-  puts_(h, reason(status));
+  if (status == 200) putlit(h, "HTTP/1.1 200 OK");
+  else {
+    putlit(h, "HTTP/1.1 ");
+    put_uint(h, (uint64_t)status);
+    putlit(h, " ");
+    puts_(h, reason(status));
+  }
   putlit(h, "\r\n");
   if (hidx != 0) flags = put_user_headers(L, h, hidx, nobody);
   if (!(flags & UH_CTYPE) && ctidx != 0 && !nobody) {
@@ -353,9 +368,9 @@ static void build_head (lua_State *L, HttpConn *c, int status, int hidx,
       }
     }
     else {
-      snprintf(line, sizeof line, "Content-Length: %llu\r\n",
-               (unsigned long long)clen);
-      puts_(h, line);
+      putlit(h, "Content-Length: ");
+      put_uint(h, clen);
+      putlit(h, "\r\n");
     }
   }
   if (!(flags & UH_DATE)) {
@@ -428,15 +443,17 @@ static void check_fresh (lua_State *L, HttpConn *c) {
 /*
 ** core.http_server.respond(conn, n, status, headers, body, ctype): sends a
 ** whole response (no body for HEAD, 1xx, 204, 304). Does not suspend: what
-** the socket does not take at once is buffered.
+** the socket does not take at once is buffered. Does nothing once the
+** client is gone.
 */
 static int hs_respond (lua_State *L) {
-  HttpConn *c = aio__hs_conn(L, 1, 2);
+  HttpConn *c = aio__hs_conn_or_null(L, 1, 2);
   int status = check_status(L, 3);
   int hidx = opt_table(L, 4), ctidx = opt_string(L, 6);
   size_t blen = 0;
   const char *body = NULL;
   if (!lua_isnoneornil(L, 5)) body = luaL_checklstring(L, 5, &blen);
+  if (c == NULL || c->broken) return 0;  /* the client is gone */
   check_fresh(L, c);
   c->resp = HR_DONE;
   send_head(L, c, status, hidx, ctidx, FRAME_FULL, blen, body,
@@ -538,7 +555,7 @@ static int hs_finish (lua_State *L) {
 ** Never raises. */
 static int hs_response_state (lua_State *L) {
   static const char *const names[] = {"none", "streaming", "file", "done"};
-  IoRef *ref = (IoRef *)luaL_testudata(L, 1, HTTP_CONN_MT);
+  IoRef *ref = aio__hs_test_conn(L, 1);
   HttpConn *c = ref != NULL ? (HttpConn *)ref->io : NULL;
   if (c == NULL || !aio_conn_live(c) || c->state != HC_ACTIVE ||
       c->seq != (uint32_t)lua_tointeger(L, 2) || c->broken)

@@ -34,6 +34,8 @@ local traceback = debug.traceback
 
 local M = {}
 
+local App   -- the App class (below)
+
 local TEXT = "text/plain; charset=utf-8"
 local JSON = "application/json"
 
@@ -474,39 +476,51 @@ local function report(req, e, tb)
   io.stderr:flush()
 end
 
--- The body of a handler task: runs the handler, sends its result; an
--- error becomes 500 (reported on stderr with its traceback), or the
--- status its `response_status` field asks for.
+-- What a handler task does once its handler has failed (or its result
+-- could not be sent): a cancellation goes on; an error becomes the status
+-- its `response_status` field asks for, or 500 (reported on stderr with
+-- its traceback).
+local function failed(req, res)
+  if is_error(res, "cancelled") then error(res, 0) end
+  local e, tb = res.err, res.tb
+  if rawget(req, "_taken") then return report(req, e, tb) end
+  local status = is_error(e) and math.type(e.response_status) == "integer" and e.response_status
+  if status then
+    if cstate(req._c, req._n) == "none" then
+      respond_status(req, status, nil, tostring(e.message) .. "\n")
+    end
+    return
+  end
+  report(req, e, tb)
+  if cstate(req._c, req._n) == "none" then respond_status(req, 500) end
+end
+
+-- The body of a handler task: runs the handler and sends its result.
 local function make_runner(handler)
+  local chain_of
+  if getmetatable(handler) == App then      -- skip App's __call
+    local app = handler
+    chain_of = function() return app._chain or app:_build() end
+  end
   return function(req)
-    local ok, res = xpcall(handler, msgh, req)
+    local ok, res = xpcall(chain_of and chain_of() or handler, msgh, req)
     if ok then
-      if res == nil and rawget(req, "_taken") then return end
-      local state = cstate(req._c, req._n)
-      if state == "none" then
-        local ok2, e2 = xpcall(send_result, msgh, req, res)
+      if type(res) == "string" then          -- the common case first
+        local ok2, e2 = xpcall(crespond, msgh, req._c, req._n, 200, nil, res, TEXT)
         if ok2 then return end
-        res = e2
-      elseif state == "streaming" then
-        if res == nil then return cfinish(req._c, req._n) end
-        cfinish(req._c, req._n)
-        res = msgh(Error("usage", "the handler returned a response after req:respond()"))
-      else
-        return
+        return failed(req, e2)
       end
-    end
-    if is_error(res, "cancelled") then error(res, 0) end
-    local e, tb = res.err, res.tb
-    if rawget(req, "_taken") then return report(req, e, tb) end
-    local status = is_error(e) and math.type(e.response_status) == "integer" and e.response_status
-    if status then
-      if cstate(req._c, req._n) == "none" then
-        respond_status(req, status, nil, tostring(e.message) .. "\n")
+      if res == nil then
+        if rawget(req, "_taken") then return end
+        local state = cstate(req._c, req._n)
+        if state == "streaming" then return cfinish(req._c, req._n) end
+        if state ~= "none" then return end
       end
-      return
+      local ok2, e2 = xpcall(send_result, msgh, req, res)
+      if ok2 then return end
+      res = e2
     end
-    report(req, e, tb)
-    if cstate(req._c, req._n) == "none" then respond_status(req, 500) end
+    return failed(req, res)
   end
 end
 
@@ -516,7 +530,7 @@ end
 -- ---------------------------------------------------------------------
 
 ---@class aio.http.App
-local App = {}
+App = {}
 App.__index = App
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true,
@@ -690,6 +704,8 @@ local function chain(app)
   app._chain = h
   return h
 end
+
+function App:_build() return chain(self) end
 
 function App:__call(req)
   local h = self._chain or chain(self)

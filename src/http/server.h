@@ -271,6 +271,8 @@ int aio__hs_send (HttpConn *c, const uv_buf_t *bufs, int n);
 int aio__hs_send_error (HttpConn *c, int status);
 void aio__hs_send_file_head (lua_State *L, HttpConn *c, int status,
                              int hidx, int ctidx, uint64_t clen);
+void aio__hs_check_head (lua_State *L, HttpConn *c, int status, int hidx,
+                         int ctidx);
 void aio__open_http_response (lua_State *L, int loopidx);
 
 /* server_file.c */

@@ -358,6 +358,7 @@ static int hs_send_file (lua_State *L) {
   if (c->resp != HR_NONE)
     aio__usage(L, "a response was already sent for this request");
   t = aio__task_enter(L, loop, "send a file");
+  aio__hs_check_head(L, c, (int)status, hidx, ctidx);
   f = (HttpFileSend *)calloc(1, sizeof *f);
   if (f == NULL) return aio__nomem(L, "sending a file");
   f->c = c;

@@ -280,14 +280,21 @@ static int hs_read (lua_State *L) {
   }
   if (c->hp.body != &c->body) {            /* the first read */
     uint64_t max = srv != NULL ? srv->lim.max_body : 0;
+    Buf *in = &c->s.in.buf;
     if (max > 0 && c->hp.has_clen && c->hp.clen > max)
       return request_fail(L, c, "http", 413,
                           "request body larger than max_body");
     c->hp.max_body = max;
     c->hp.body = &c->body;
     aio__hp_resume(&c->hp);
+    if (aio_buf_avail(in) > 0) {           /* what came with the head */
+      size_t n;
+      int rc = aio__hp_feed(&c->hp, aio_buf_head(in), aio_buf_avail(in), &n);
+      aio__buf_consume(in, n, c->s.in.keep);
+      if (rc == HP_DONE) c->body_done = 1;
+    }
     if (c->hp.expect_continue && !c->continued && c->resp == HR_NONE &&
-        c->hp.body_total == 0 && aio_buf_avail(&c->s.in.buf) == 0) {
+        c->hp.body_total == 0 && aio_buf_avail(in) == 0 && !c->body_done) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
       c->continued = 1;

@@ -201,7 +201,7 @@ typedef struct HeadOut {
 } HeadOut;
 
 static void put (HeadOut *h, const char *s, size_t n) {
-  if (h->len + n <= h->cap) memcpy(h->p + h->len, s, n);
+  if (h->len + n <= h->cap && n > 0) memcpy(h->p + h->len, s, n);
   h->len += n;
 }
 
@@ -455,9 +455,9 @@ static int hs_respond (lua_State *L) {
   if (!lua_isnoneornil(L, 5)) body = luaL_checklstring(L, 5, &blen);
   if (c == NULL || c->broken) return 0;  /* the client is gone */
   check_fresh(L, c);
-  c->resp = HR_DONE;
   send_head(L, c, status, hidx, ctidx, FRAME_FULL, blen, body,
             (c->is_head || no_body_status(status)) ? 0 : blen);
+  c->resp = HR_DONE;
   return 0;
 }
 
@@ -470,8 +470,8 @@ static int hs_stream (lua_State *L) {
   int status = check_status(L, 3);
   int hidx = opt_table(L, 4), ctidx = opt_string(L, 5);
   check_fresh(L, c);
-  c->resp = no_body_status(status) ? HR_DONE : HR_STREAM;
   send_head(L, c, status, hidx, ctidx, FRAME_STREAM, 0, NULL, 0);
+  c->resp = no_body_status(status) ? HR_DONE : HR_STREAM;
   return 0;
 }
 
@@ -596,6 +596,20 @@ int aio__hs_send_error (HttpConn *c, int status) {
   c->keep = 0;
   b = uv_buf_init(head, (unsigned)n);
   return aio__hs_send(c, &b, 1);
+}
+
+
+/* Checks the handler's headers of a response (raises `usage` as sending
+** would) without sending anything. */
+void aio__hs_check_head (lua_State *L, HttpConn *c, int status, int hidx,
+                         int ctidx) {
+  HeadOut h;
+  uint8_t keep = c->keep, chunked = c->chunked_out;
+  h.p = NULL;
+  h.len = h.cap = 0;
+  build_head(L, c, status, hidx, ctidx, FRAME_LENGTH, 0, &h);
+  c->keep = keep;
+  c->chunked_out = chunked;
 }
 
 

@@ -379,6 +379,10 @@ void aio__hs_request_end (HttpConn *c) {
     aio__hp_next(&c->hp);              /* the head goes back to the pool */
     c->state = HC_HEAD;
     timer_arm(c, srv->lim.idle_ns);
+    if (srv->held && aio_buf_avail(&c->s.in.buf) == 0) {
+      aio__hs_conn_close(c);           /* room for a waiting connection */
+      return;
+    }
   }
   else {
     aio__hp_resume(&c->hp);
@@ -451,6 +455,26 @@ static void accept_one (HttpServer *srv) {
 }
 
 
+/* Is `c` waiting for a request, with no byte of one yet? */
+#define conn_idle(c) ((c)->state == HC_HEAD && (c)->hp.head == NULL && \
+                      aio_buf_avail(&(c)->s.in.buf) == 0)
+
+/* At max_connections with a connection waiting to be accepted: an idle
+** keep-alive connection (one that was served and waits for another
+** request) makes room for it. Returns 1 if one was closed. */
+static int make_room (HttpServer *srv) {
+  Link *l;
+  for (l = srv->conns.next; l != &srv->conns; l = l->next) {
+    HttpConn *c = aio_container_of(l, HttpConn, link);
+    if (aio_conn_live(c) && c->seq > 0 && conn_idle(c)) {
+      aio__hs_conn_close(c);           /* accepts the held one */
+      return 1;
+    }
+  }
+  return 0;
+}
+
+
 static void connection_cb (uv_stream_t *server, int status) {
   HttpServer *srv = (HttpServer *)server->data;
   if (status < 0) {
@@ -460,6 +484,7 @@ static void connection_cb (uv_stream_t *server, int status) {
   if (srv->closing ||
       (srv->lim.max_conns > 0 && srv->nconns + srv->ntaken >= srv->lim.max_conns)) {
     srv->held = 1;                      /* libuv stops accepting meanwhile */
+    if (!srv->closing) make_room(srv);
     return;
   }
   accept_one(srv);
@@ -600,9 +625,7 @@ static int srv_shutdown (lua_State *L) {
   for (l = srv->conns.next; l != &srv->conns; ) {
     HttpConn *c = aio_container_of(l, HttpConn, link);
     l = l->next;
-    if (aio_conn_live(c) && c->state == HC_HEAD && c->hp.head == NULL &&
-        aio_buf_avail(&c->s.in.buf) == 0)
-      aio__hs_conn_close(c);
+    if (aio_conn_live(c) && conn_idle(c)) aio__hs_conn_close(c);
   }
   srv_check_idle(srv);
   return 0;

@@ -200,6 +200,16 @@ static int request_fail (lua_State *L, HttpConn *c, const char *kind,
 }
 
 
+/* Raises what the parser found wrong in the body (413 past max_body,
+** else 400). */
+static int body_error (lua_State *L, HttpConn *c) {
+  int status = c->hp.status;
+  return request_fail(L, c, status == 413 ? "http" : "protocol", status,
+                      status == 413 ? "request body larger than max_body"
+                                    : c->hp.reason);
+}
+
+
 static int read_body (lua_State *L, HttpConn *c);
 
 static int read_k (lua_State *L, int status, lua_KContext ctx) {
@@ -238,13 +248,7 @@ static int read_body (lua_State *L, HttpConn *c) {
       rc = aio__hp_feed(&c->hp, aio_buf_head(in), aio_buf_avail(in), &n);
       aio__buf_consume(in, n, c->s.in.keep);
       if (rc == HP_DONE) c->body_done = 1;
-      else if (rc == HP_ERROR) {
-        int status = c->hp.status;
-        return request_fail(L, c, status == 413 ? "http" : "protocol",
-                            status, status == 413 ?
-                            "request body larger than max_body" :
-                            c->hp.reason);
-      }
+      else if (rc == HP_ERROR) return body_error(L, c);
       aio__hs_read_on(c);
       continue;
     }
@@ -292,6 +296,7 @@ static int hs_read (lua_State *L) {
       int rc = aio__hp_feed(&c->hp, aio_buf_head(in), aio_buf_avail(in), &n);
       aio__buf_consume(in, n, c->s.in.keep);
       if (rc == HP_DONE) c->body_done = 1;
+      else if (rc == HP_ERROR) return body_error(L, c);
     }
     if (c->hp.expect_continue && !c->continued && c->resp == HR_NONE &&
         c->hp.body_total == 0 && aio_buf_avail(in) == 0 && !c->body_done) {

@@ -172,6 +172,8 @@ typedef struct HttpServer {
   uint32_t nconns;               /* open HTTP connections */
   uint32_t ntaken;               /* taken over, not closed yet */
   uint32_t nhandlers;            /* handler tasks not finished */
+  uint32_t npending;             /* closed, the handle's close held up by
+                                 ** a file send's request in flight */
   uint64_t naccepted, nrequests;
   int accept_err;                /* an accept error to report, or 0 */
   uint8_t listening;             /* the listening socket is open */
@@ -250,6 +252,7 @@ int aio__hs_wait_input (lua_State *L, HttpConn *c, lua_KContext ctx,
 void aio__hs_read_on (HttpConn *c);
 void aio__hs_feed_body (HttpConn *c);
 void aio__hs_takeover (HttpConn *c);
+void aio__hs_close_done (HttpConn *c);
 
 extern const char aio__hs_conn_key;   /* registry: the connection metatable */
 IoRef *aio__hs_test_conn (lua_State *L, int idx);

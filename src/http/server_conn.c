@@ -17,6 +17,9 @@
 
 static const IoType conn_type;
 const char aio__hs_conn_key = 0;
+
+#define srv_idle(srv) ((srv)->nconns == 0 && (srv)->nhandlers == 0 && \
+                       (srv)->npending == 0)
 static void conn_read_on (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
 static void srv_check_idle (HttpServer *srv);
@@ -100,10 +103,21 @@ static void conn_close (IoHandle *io) {
       if (c->state == HC_TAKEN) srv->ntaken--;
       else srv->nconns--;
     }
-    if (c->handler == NULL) conn_detach(c);
+    if (c->closing_pending) srv->npending++;
+    else if (c->handler == NULL) conn_detach(c);
     srv_accept_held(srv);
     srv_check_idle(srv);
   }
+}
+
+
+/* The close a file send held up is done (its handle is closing). */
+void aio__hs_close_done (HttpConn *c) {
+  HttpServer *srv = c->srv;
+  if (srv == NULL) return;
+  srv->npending--;
+  if (c->handler == NULL) conn_detach(c);
+  srv_check_idle(srv);
 }
 
 
@@ -409,7 +423,7 @@ static void handler_done (Loop *loop, Waiter *w) {
   c->handler = NULL;
   if (srv != NULL) srv->nhandlers--;
   if (aio_conn_live(c)) aio__hs_request_end(c);
-  else if (srv != NULL) conn_detach(c);
+  else if (srv != NULL && !c->closing_pending) conn_detach(c);
   if (srv != NULL) srv_check_idle(srv);
 }
 
@@ -500,9 +514,10 @@ static void srv_accept_held (HttpServer *srv) {
 }
 
 
-/* Wakes srv:wait_idle() once no HTTP connection and no handler is left. */
+/* Wakes srv:wait_idle() once no HTTP connection, no handler and no
+** pending close is left. */
 static void srv_check_idle (HttpServer *srv) {
-  if (srv->nconns == 0 && srv->nhandlers == 0)
+  if (srv_idle(srv))
     aio__notify_all(srv->io.loop, &srv->idle_waiters);
 }
 
@@ -546,7 +561,7 @@ static void srv_close (IoHandle *io) {
   while (!link_empty(&srv->conns))
     conn_detach(aio_container_of(srv->conns.next, HttpConn, link));
   while (!link_empty(&srv->ready)) link_remove(srv->ready.next);
-  srv->nhandlers = 0;
+  srv->nhandlers = srv->npending = 0;
   aio__notify_all(io->loop, &srv->dispatcher);
   aio__notify_all(io->loop, &srv->idle_waiters);
 }
@@ -647,8 +662,7 @@ static int idle_k (lua_State *L, int status, lua_KContext ctx) {
   Task *t = srv->io.loop->current;
   (void)status; (void)ctx;
   if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
-  if (!aio_io_live(&srv->io) || (srv->nconns == 0 && srv->nhandlers == 0))
-    return 0;
+  if (!aio_io_live(&srv->io) || srv_idle(srv)) return 0;
   return aio__io_wait(L, &srv->io, &srv->idle_waiters, 0, 0, idle_k);
 }
 
@@ -660,8 +674,7 @@ static int srv_wait_idle (lua_State *L) {
   HttpServer *srv = toserver(L);
   lua_settop(L, 1);
   aio__task_enter(L, loop, "server:wait");
-  if (!aio_io_live(&srv->io) || (srv->nconns == 0 && srv->nhandlers == 0))
-    return 0;
+  if (!aio_io_live(&srv->io) || srv_idle(srv)) return 0;
   return aio__io_wait(L, &srv->io, &srv->idle_waiters, 0, 0, idle_k);
 }
 

@@ -2,10 +2,19 @@
 ** server_file.c
 ** File responses: opening a file off the loop (and checking that it lies
 ** under a root directory, symlinks resolved), then sending it with
-** sendfile through libuv's pool; when the socket is full, one chunk is
-** read and written through the loop, which waits for the client, and
-** sendfile takes over again.
+** sendfile(2) in libuv's pool; when the socket is full, one chunk is read
+** and written through the loop, which waits for the client, and sendfile
+** takes over again.
 ** See LICENSE
+*/
+
+/*
+** Why not uv_fs_sendfile: libuv 1.44 (Debian 12) tries copy_file_range
+** first on Linux, which fails with EINVAL for a socket, and then falls
+** back to its read/write emulation, which waits for a full socket with a
+** blocking poll() inside a pool thread: a few slow clients would hold the
+** whole pool (and every file operation behind it). Our pool work calls
+** sendfile(2) on the non-blocking socket and comes back at EAGAIN.
 */
 
 #include <errno.h>
@@ -14,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,13 +42,17 @@ typedef struct HttpFile {
 /* A file being sent on a connection (c->file): malloc'd, freed when done
 ** and no request of it is in flight. */
 typedef struct HttpFileSend {
-  uv_fs_t req;
+  uv_fs_t req;           /* a chunk read (the socket was full) */
+  uv_work_t work;        /* a sendfile(2) call */
   HttpConn *c;
   char *chunk;           /* the read buffer, or NULL */
   int64_t off;           /* next byte of the file to send */
   int64_t left;          /* bytes still to send */
+  ssize_t sent;          /* the sendfile call's result */
+  int err;               /* its errno */
   int fd;
-  uint8_t busy;          /* req is in flight */
+  int sock;              /* the connection's socket */
+  uint8_t busy;          /* req or work is in flight */
 } HttpFileSend;
 
 /* The open request: the work runs in the pool. User value 1: the path. */
@@ -229,12 +243,11 @@ static int send_orphaned (HttpConn *c) {
   if (c->closing_pending) {
     c->closing_pending = 0;
     aio__io_close_handle(&c->s.io, &c->s.h.handle);
+    aio__hs_close_done(c);
   }
   return 1;
 }
 
-
-static void sendfile_cb (uv_fs_t *req);
 
 static void read_cb (uv_fs_t *req) {
   HttpFileSend *f = aio_container_of(req, HttpFileSend, req);
@@ -257,20 +270,29 @@ static void read_cb (uv_fs_t *req) {
 }
 
 
-static void sendfile_cb (uv_fs_t *req) {
-  HttpFileSend *f = aio_container_of(req, HttpFileSend, req);
+/* In the pool: sends what the socket takes now. */
+static void sendfile_work (uv_work_t *w) {
+  HttpFileSend *f = aio_container_of(w, HttpFileSend, work);
+  off_t off = (off_t)f->off;
+  size_t len = (size_t)(f->left < SENDFILE_MAX ? f->left : SENDFILE_MAX);
+  f->sent = sendfile(f->sock, f->fd, &off, len);
+  f->err = f->sent < 0 ? errno : 0;
+}
+
+
+static void sendfile_done (uv_work_t *w, int status) {
+  HttpFileSend *f = aio_container_of(w, HttpFileSend, work);
   HttpConn *c = f->c;
-  ssize_t r = req->result;
-  uv_fs_req_cleanup(req);
   f->busy = 0;
   if (send_orphaned(c)) return;
-  if (r > 0) {
-    f->off += r;
-    f->left -= r;
+  if (status == 0 && f->sent > 0) {
+    f->off += f->sent;
+    f->left -= f->sent;
     aio__hs_file_kick(c);
   }
-  else if (r == UV_EAGAIN) {             /* the socket is full: read a chunk
-                                         ** and let the loop wait for it */
+  else if (status == 0 && f->sent < 0 &&
+           (f->err == EAGAIN || f->err == EWOULDBLOCK)) {
+    /* the socket is full: read a chunk and let the loop wait for it */
     uv_buf_t b;
     if (f->chunk == NULL && (f->chunk = (char *)malloc(FILE_CHUNK)) == NULL) {
       aio__hs_conn_close(c);
@@ -299,10 +321,13 @@ void aio__hs_file_kick (HttpConn *c) {
     send_end(c, 1);
     return;
   }
-  if (uv_fileno((uv_handle_t *)&c->s.h.tcp, &sock) != 0 ||
-      uv_fs_sendfile(&c->s.io.loop->uv, &f->req, sock, f->fd, f->off,
-                     (size_t)(f->left < SENDFILE_MAX ? f->left : SENDFILE_MAX),
-                     sendfile_cb) != 0) {
+  if (uv_fileno((uv_handle_t *)&c->s.h.tcp, &sock) != 0) {
+    aio__hs_conn_close(c);
+    return;
+  }
+  f->sock = sock;                        /* before the pool thread reads it */
+  if (uv_queue_work(&c->s.io.loop->uv, &f->work, sendfile_work,
+                    sendfile_done) != 0) {
     aio__hs_conn_close(c);
     return;
   }
@@ -325,6 +350,7 @@ static int send_k (lua_State *L, int status, lua_KContext ctx) {
   if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
   if (c->resp == HR_DONE) return 0;
   if (!aio_conn_live(c) || c->broken || c->file == NULL) {
+    aio__checkpoint(L, t);               /* a cancellation comes first */
     aio__error_new(L, "io", "the client closed the connection");
     aio__setfield_str(L, "code", "EPIPE");
     return lua_error(L);

@@ -497,7 +497,10 @@ static int drain_k (lua_State *L, int status, lua_KContext ctx) {
   Task *t = c->s.io.loop->current;
   (void)status; (void)ctx;
   if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
-  if (!aio_conn_live(c) || c->broken) return gone(L);
+  if (!aio_conn_live(c) || c->broken) {
+    aio__checkpoint(L, t);               /* a cancellation comes first */
+    return gone(L);
+  }
   if (pending(c) > HS_HIGH_WATER)
     return aio__io_wait(L, &c->s.io, &c->writers, 0, 0, drain_k);
   return 0;

@@ -172,6 +172,7 @@ typedef struct HttpServer {
   uint32_t nconns;               /* open HTTP connections */
   uint32_t ntaken;               /* taken over, not closed yet */
   uint32_t nhandlers;            /* handler tasks not finished */
+  uint32_t nlinger;              /* of nconns, those in HC_LINGER */
   uint32_t npending;             /* closed, the handle's close held up by
                                  ** a file send's request in flight */
   uint64_t naccepted, nrequests;

@@ -18,8 +18,9 @@
 static const IoType conn_type;
 const char aio__hs_conn_key = 0;
 
-#define srv_idle(srv) ((srv)->nconns == 0 && (srv)->nhandlers == 0 && \
-                       (srv)->npending == 0)
+/* No request is being served (lingering connections are done). */
+#define srv_idle(srv) ((srv)->nconns == (srv)->nlinger && \
+                       (srv)->nhandlers == 0 && (srv)->npending == 0)
 static void conn_read_on (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
 static void srv_check_idle (HttpServer *srv);
@@ -102,6 +103,7 @@ static void conn_close (IoHandle *io) {
       c->counted = 0;
       if (c->state == HC_TAKEN) srv->ntaken--;
       else srv->nconns--;
+      if (c->state == HC_LINGER) srv->nlinger--;
     }
     if (c->closing_pending) srv->npending++;
     else if (c->handler == NULL) conn_detach(c);
@@ -159,6 +161,10 @@ static void linger_shutdown (HttpConn *c) {
 static void conn_linger (HttpConn *c) {
   if (!aio_conn_live(c) || c->state == HC_LINGER) return;
   c->state = HC_LINGER;
+  if (c->srv != NULL && c->counted) {
+    c->srv->nlinger++;
+    srv_check_idle(c->srv);
+  }
   link_remove(&c->qlink);
   aio__buf_consume(&c->s.in.buf, aio_buf_avail(&c->s.in.buf), 0);
   timer_arm(c, HS_LINGER_NS);
@@ -561,7 +567,7 @@ static void srv_close (IoHandle *io) {
   while (!link_empty(&srv->conns))
     conn_detach(aio_container_of(srv->conns.next, HttpConn, link));
   while (!link_empty(&srv->ready)) link_remove(srv->ready.next);
-  srv->nhandlers = srv->npending = 0;
+  srv->nhandlers = srv->npending = srv->nlinger = 0;
   aio__notify_all(io->loop, &srv->dispatcher);
   aio__notify_all(io->loop, &srv->idle_waiters);
 }

@@ -51,6 +51,17 @@ describe("aio.workers", function()
     assert.has_error(function() aio.workers(2, "main") end)
   end))
 
+  it("gives up on a worker that keeps dying at its start", H.async(function()
+    local r = aio.process.run({ "sh", "-c", H.lua_env() .. [[ lua5.4 -e '
+      local aio = require "aio"
+      local ok, failures = aio.workers(1, function() error("broken at start") end)
+      print(ok, #failures, failures[1].code)']] }, { timeout = H.SLOW and 120 or 30 })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("false\t1\t1\n", r.stdout)
+    assert.matches("broken at start", r.stderr)
+    assert.matches("died 5 times in a row at its start; stopping", r.stderr)
+  end))
+
   it("runs 2 workers on one port, restarts a dead one, stops all on SIGTERM", H.async(function()
     local T = H.SLOW and 60 or 15
     local dir = H.tmpdir()

@@ -13,6 +13,7 @@ local M = {}
 
 local RESTART_DELAY = 1     -- seconds before restarting a worker that died young
 local YOUNG = 1             -- a worker younger than this when it died
+local GIVE_UP = 5           -- young deaths in a row of one worker that stop all
 
 local function now()
   return core.now and core.now() or os.time()
@@ -44,7 +45,8 @@ end
 --- Runs `main(i, ...)` in `n` worker processes (i = 1..n), each under its
 --- own aio.run, and watches them from this process (the master), which
 --- runs no loop: a worker that dies (a signal, or a non-zero exit) is
---- restarted (after a second if it lived less than one); SIGINT or SIGTERM
+--- restarted (after a second if it lived less than one; five such quick
+--- deaths in a row stop everything); SIGINT or SIGTERM
 --- to the master is forwarded to every worker as SIGTERM, which cancels its
 --- main task (a server's <close> then closes it, with the grace given to
 --- aio.http.listen). Returns in the master once every worker has stopped:
@@ -69,7 +71,13 @@ function M.workers(n, main, ...)
   local pids, count = {}, 0
   local failures = {}
   local restarts = {}          -- worker index -> time to restart it
+  local young = {}             -- worker index -> young deaths in a row
   local stopping = false
+  local function stop_all()
+    stopping = true
+    restarts = {}
+    for pid in pairs(pids) do cw.kill(pid, "SIGTERM") end
+  end
   cw.block()
   local function start(i)
     local pid = cw.fork()
@@ -96,11 +104,7 @@ function M.workers(n, main, ...)
       end
       local ev, a, code, sig = cw.wait(wait)
       if ev == "signal" then
-        if not stopping then
-          stopping = true
-          restarts = {}
-          for pid in pairs(pids) do cw.kill(pid, "SIGTERM") end
-        end
+        if not stopping then stop_all() end
       elseif ev == "exit" then
         local w = pids[a]
         if w then
@@ -111,8 +115,16 @@ function M.workers(n, main, ...)
             failures[#failures + 1] = { worker = w.i, pid = a, code = code, signal = sig }
           end
           if not stopping and code ~= 0 then
-            restarts[w.i] = now() - w.since < YOUNG and now() + RESTART_DELAY or now()
-            failures[#failures] = nil     -- restarted: not a final failure
+            local died_young = now() - w.since < YOUNG
+            young[w.i] = died_young and (young[w.i] or 0) + 1 or 0
+            if young[w.i] >= GIVE_UP then
+              io.stderr:write(("aio.workers: worker %d died %d times in a row at its start; stopping\n")
+                :format(w.i, GIVE_UP))
+              stop_all()
+            else
+              restarts[w.i] = died_young and now() + RESTART_DELAY or now()
+              failures[#failures] = nil   -- restarted: not a final failure
+            end
           end
         end
       end

@@ -82,6 +82,7 @@ build = {
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
+    ["aio.core.args"] = "lua/aio/core/args.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",

@@ -3,6 +3,7 @@
 -- the kernel took the bytes (backpressure). See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 local background = require "aio.core.background"
 local dns = require "aio.io.dns"
 
@@ -27,29 +28,12 @@ local M = {}
 ---@field set_timeout fun(self: aio.Stream, seconds?: number): aio.Stream
 M.Stream = core.Stream
 
--- `level` 3 (the default) blames the caller of the function that calls
--- argerror; the check_* helpers below pass 4 to skip themselves too.
-local function argerror(n, fname, msg, level)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
-end
-
-local function check_host(host, fname)
-  if type(host) ~= "string" then
-    argerror(1, fname, "string expected, got " .. (host == nil and "no value" or type(host)), 4)
-  end
-end
-
-local function check_port(port, min, fname)
+-- Arguments 1 and 2 of connect and listen: a host and a port >= `min`.
+local function check_address(host, port, min, fname)
+  args.check(host, "string", 1, fname)
   if math.type(port) ~= "integer" or port < min or port > 65535 then
-    argerror(2, fname, "port must be an integer from " .. min .. " to 65535", 4)
+    args.error(2, fname, "port must be an integer from " .. min .. " to 65535")
   end
-end
-
-local function check_opts(opts, n, fname)
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(n, fname, "table expected, got " .. type(opts), 4)
-  end
-  return opts or {}
 end
 
 -- Tries each address of `host` in turn; raises the last `connect` error.
@@ -79,15 +63,12 @@ end
 ---@param opts? {timeout?: number, nodelay?: boolean, family?: "inet"|"inet6"}
 ---@return aio.Stream
 function M.connect(host, port, opts)
-  check_host(host, "connect")
-  check_port(port, 1, "connect")
-  opts = check_opts(opts, 3, "connect")
+  check_address(host, port, 1, "connect")
+  opts = args.opts(opts, 3, "connect")
   local nodelay = opts.nodelay ~= false
   local secs = opts.timeout
   if secs == nil then return connect(host, port, nodelay, opts.family) end
-  if type(secs) ~= "number" or secs ~= secs then
-    argerror(3, "connect", "timeout must be a number")
-  end
+  secs = args.duration(secs, 3, "connect", "timeout")
   local ok, r = pcall(timeout, secs, connect, host, port, nodelay, opts.family)
   if ok then return r end
   if is_error(r, "timeout") then
@@ -103,6 +84,8 @@ end
 ---@field host string the address it listens on
 local Server = {}
 Server.__index = Server
+Server.__name = "aio.Server"
+local check = args.self
 
 -- Leaving a connection's scope: closes the stream, counts it served.
 local Served = {
@@ -149,44 +132,34 @@ end
 ---@param opts? {backlog?: integer, nodelay?: boolean, reuse_port?: boolean}
 ---@return aio.Server
 function M.listen(host, port, handler, opts)
-  check_host(host, "listen")
-  check_port(port, 0, "listen")
-  if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
-    argerror(3, "listen", "function expected, got " .. type(handler))
-  end
-  opts = check_opts(opts, 4, "listen")
-  local backlog = opts.backlog
-  if backlog ~= nil and math.type(backlog) ~= "integer" then
-    argerror(4, "listen", "backlog must be an integer")
-  end
+  check_address(host, port, 0, "listen")
+  args.callable(handler, 3, "listen")
+  opts = args.opts(opts, 4, "listen")
+  local backlog = args.count(opts.backlog, 4, "listen", "backlog")
   local literal = host:find(":", 1, true) or host:find("^%d+%.%d+%.%d+%.%d+$")
   local ip = literal and host or resolve(host)[1]
   local listener = clisten(ip, port, backlog, opts.nodelay ~= false, opts.reuse_port == true)
   local addr, real = listener:address()
   local name = (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, real)
   local srv = setmetatable({ host = addr, port = real, _listener = listener, _name = name }, Server)
-  srv._task = spawn(acceptor, listener, handler, name)
-  srv._task.name = "server " .. name
-  return srv
+  return background.start(srv, "server " .. name, acceptor, listener, handler, name)
 end
 
 --- Stops accepting connections (connections being served go on; see
 --- wait_closed). In a task, also waits for the accepting task to end.
 --- Harmless when repeated.
-local function stop(srv) srv._listener:close() end
-
-function Server:close()
-  background.close(self, stop)
-end
+Server.close = background.closer(Server, function(srv) srv._listener:close() end)
 
 --- Suspends until every connection being served has ended (their handlers
 --- returned). With close(), the whole server has stopped.
 function Server:wait_closed()
+  check(self, Server, "wait_closed")
   self._listener:wait_idle()
 end
 
 --- <close>: close(), then (when it may suspend) wait_closed().
 function Server:__close()
+  check(self, Server, "__close")
   self:close()
   if current() and coroutine.isyieldable() then self:wait_closed() end
 end
@@ -194,6 +167,7 @@ end
 --- Suspends until the server is closed (by another task); cancelling the
 --- caller closes the server.
 function Server:serve_forever()
+  check(self, Server, "serve_forever")
   local ok, err = pcall(self._task.await, self._task)
   if not ok then
     self:close()
@@ -204,10 +178,12 @@ end
 --- The address and port the server listens on.
 ---@return string host, integer port
 function Server:address()
+  check(self, Server, "address")
   return self.host, self.port
 end
 
 function Server:__tostring()
+  check(self, Server, "__tostring")
   return ("aio.Server (%s%s)"):format(self._name, self._closed and ", closed" or "")
 end
 

@@ -16,6 +16,7 @@
 -- longer cancels the handler. The handler's return value is ignored.
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 local Event = require("aio.sync.primitives").Event
 
 local chs = core.http_server
@@ -46,25 +47,8 @@ local function cjson()
 end
 
 
--- ---------------------------------------------------------------------
--- Argument checks
--- ---------------------------------------------------------------------
-
-local function argerror(n, fname, msg, level)
-  error(fmt("bad argument #%d to '%s' (%s)", n, fname, msg), (level or 2) + 1)
-end
-
-local function typename(v)
-  return v == nil and "no value" or type(v)
-end
-
-local function is_callable(v)
-  return type(v) == "function" or (getmetatable(v) or {}).__call ~= nil
-end
-
-local function usage(msg, level)
-  error(Error("usage", msg), (level or 1) + 1)
-end
+local argerror, typename, is_callable = args.error, args.typename, args.is_callable
+local usage = args.usage
 
 
 -- ---------------------------------------------------------------------
@@ -130,9 +114,7 @@ local RequestMT = {
 M.Request = Request
 
 local function check_request(req, fname)
-  if getmetatable(req) ~= RequestMT then
-    argerror(1, fname, "request expected, got " .. typename(req), 2)
-  end
+  args.self(req, RequestMT, fname)
 end
 
 --- The header fields in the order received, names as sent: an array of
@@ -222,16 +204,16 @@ end
 -- ---------------------------------------------------------------------
 
 ---@class aio.http.ResponseWriter
-local Writer = {}
+local Writer = { __name = "aio.http.ResponseWriter" }
 Writer.__index = Writer
 
 --- Sends a chunk of the body (suspends while the client is slower:
 --- backpressure). Raises `io` once the client is gone.
 ---@param chunk string
 function Writer:write(chunk)
-  local t = type(chunk)
-  if t == "number" then chunk = tostring(chunk)
-  elseif t ~= "string" then argerror(1, "write", "string expected, got " .. typename(chunk)) end
+  args.self(self, Writer, "write")
+  if type(chunk) == "number" then chunk = tostring(chunk)
+  else args.check(chunk, "string", 1, "write") end
   cwrite(self._c, self._n, chunk)
   return self
 end
@@ -239,6 +221,7 @@ end
 --- Ends the body. Harmless when repeated; the handler's return closes a
 --- writer left open.
 function Writer:close()
+  args.self(self, Writer, "close")
   if not self._closed then
     self._closed = true
     if cstate(self._c, self._n) == "streaming" then cfinish(self._c, self._n) end
@@ -261,11 +244,8 @@ end
 ---@return aio.http.ResponseWriter
 function Request:respond(status, headers)
   check_request(self, "respond")
-  if status == nil then status = 200 end
-  if math.type(status) ~= "integer" then argerror(1, "respond", "status must be an integer") end
-  if headers ~= nil and type(headers) ~= "table" then
-    argerror(2, "respond", "table expected, got " .. type(headers))
-  end
+  status = args.count(status, 1, "respond") or 200
+  if headers ~= nil then args.check(headers, "table", 2, "respond") end
   cstream(self._c, self._n, status, headers, "application/octet-stream")
   return setmetatable({ _c = self._c, _n = self._n }, Writer)
 end
@@ -530,7 +510,7 @@ end
 -- ---------------------------------------------------------------------
 
 ---@class aio.http.App
-App = {}
+App = { __name = "aio.http.App" }
 App.__index = App
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true,
@@ -544,7 +524,7 @@ function M.App()
 end
 
 local function check_app(app, fname)
-  if getmetatable(app) ~= App then argerror(1, fname, "App expected, got " .. typename(app), 2) end
+  args.self(app, App, fname)
 end
 
 -- Compiles "/users/{id}/files/{rest...}" into a Lua pattern and the
@@ -557,35 +537,33 @@ local function compile(pattern, fname)
     if not s then break end
     parts[#parts + 1] = pattern:sub(pos, s - 1):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
     if rest == "..." then
-      if e ~= #pattern then argerror(2, fname, "{" .. name .. "...} must end the pattern", 3) end
+      if e ~= #pattern then argerror(2, fname, "{" .. name .. "...} must end the pattern") end
       parts[#parts + 1] = "(.*)"
     elseif rest == "" then
       parts[#parts + 1] = "([^/]+)"
     else
-      argerror(2, fname, "invalid segment in pattern '" .. pattern .. "'", 3)
+      argerror(2, fname, "invalid segment in pattern '" .. pattern .. "'")
     end
     names[#names + 1] = name
     pos = e + 1
   end
   local tail = pattern:sub(pos)
-  if tail:find("[{}]") then argerror(2, fname, "invalid segment in pattern '" .. pattern .. "'", 3) end
+  if tail:find("[{}]") then argerror(2, fname, "invalid segment in pattern '" .. pattern .. "'") end
   parts[#parts + 1] = tail:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
   parts[#parts + 1] = "$"
   return concat(parts), names
 end
 
 local function add_route(app, method, pattern, handler, fname, first)
-  if type(method) ~= "string" then argerror(first, fname, "method must be a string", 3) end
+  args.check(method, "string", first, fname)
   method = method:upper()
   if method ~= "*" and not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-    argerror(first, fname, "invalid method '" .. method .. "'", 3)
+    argerror(first, fname, "invalid method '" .. method .. "'")
   end
   if type(pattern) ~= "string" or pattern:sub(1, 1) ~= "/" then
-    argerror(first + 1, fname, "pattern must be a string starting with '/'", 3)
+    argerror(first + 1, fname, "pattern must be a string starting with '/'")
   end
-  if not is_callable(handler) then
-    argerror(first + 2, fname, "function expected, got " .. typename(handler), 3)
-  end
+  args.callable(handler, first + 2, fname)
   local lpat, names = compile(pattern, fname)
   local route
   if lpat == nil then
@@ -638,7 +616,7 @@ end
 ---@return aio.http.App
 function App:use(fn)
   check_app(self, "use")
-  if not is_callable(fn) then argerror(1, "use", "function expected, got " .. typename(fn)) end
+  args.callable(fn, 1, "use")
   self._mw[#self._mw + 1] = fn
   self._chain = false
   return self
@@ -726,7 +704,7 @@ function App:static(prefix, dir)
   if type(prefix) ~= "string" or prefix:sub(1, 1) ~= "/" then
     argerror(1, "static", "prefix must be a string starting with '/'")
   end
-  if type(dir) ~= "string" then argerror(2, "static", "string expected, got " .. typename(dir)) end
+  args.check(dir, "string", 2, "static")
   local root, msg = crealpath(dir)
   if root == nil then
     error(Error("io", "cannot serve " .. dir .. ": " .. tostring(msg), { path = dir }), 2)
@@ -762,7 +740,7 @@ end
 ---@field host string the address it listens on
 ---@field port integer the port (the real one when 0 was asked)
 ---@field url string "http://host:port"
-local Server = {}
+local Server = { __name = "aio.http.Server" }
 Server.__index = Server
 
 local LISTEN_OPTS = { host = true, port = true, backlog = true, reuse_port = true,
@@ -770,30 +748,19 @@ local LISTEN_OPTS = { host = true, port = true, backlog = true, reuse_port = tru
   header_timeout = true, idle_timeout = true, body_timeout = true, grace = true }
 
 local function check_opts(opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then argerror(2, "listen", "table expected, got " .. type(opts), 3) end
-  for k in pairs(opts) do
-    if not LISTEN_OPTS[k] then usage("aio.http.listen: unknown option '" .. tostring(k) .. "'", 3) end
+  opts = args.opts(opts, 2, "listen", LISTEN_OPTS)
+  args.option(opts.host, "string", 2, "listen", "host")
+  local port = args.count(opts.port, 2, "listen", "port", 0)
+  if port and port > 65535 then argerror(2, "listen", "port must be at most 65535") end
+  local o = { host = opts.host, port = port, reuse_port = opts.reuse_port == true }
+  o.backlog = args.count(opts.backlog, 2, "listen", "backlog", 1)
+  o.max_connections = args.count(opts.max_connections, 2, "listen", "max_connections", 0)
+  o.max_header_size = args.count(opts.max_header_size, 2, "listen", "max_header_size", 256)
+  o.max_body = args.count(opts.max_body, 2, "listen", "max_body", 0)
+  for _, k in ipairs({ "header_timeout", "idle_timeout", "body_timeout", "grace" }) do
+    if opts[k] ~= nil then o[k] = args.duration(opts[k], 2, "listen", k) end
   end
-  local function int(k, min)
-    local v = opts[k]
-    if v ~= nil and (math.type(v) ~= "integer" or v < min) then
-      argerror(2, "listen", k .. " must be an integer >= " .. min, 4)
-    end
-  end
-  local function secs(k)
-    local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
-      argerror(2, "listen", k .. " must be a number of seconds >= 0", 4)
-    end
-  end
-  if opts.host ~= nil and type(opts.host) ~= "string" then argerror(2, "listen", "host must be a string", 3) end
-  if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
-    argerror(2, "listen", "port must be an integer from 0 to 65535", 3)
-  end
-  int("backlog", 1); int("max_connections", 0); int("max_header_size", 256); int("max_body", 0)
-  secs("header_timeout"); secs("idle_timeout"); secs("body_timeout"); secs("grace")
-  return opts
+  return o
 end
 
 --- Listens for HTTP on opts.host ("127.0.0.1") and opts.port (0: any
@@ -834,7 +801,7 @@ function M.listen(app, opts)
 end
 
 local function check_server(srv, fname)
-  if getmetatable(srv) ~= Server then argerror(1, fname, "server expected, got " .. typename(srv), 2) end
+  args.self(srv, Server, fname)
 end
 
 local function can_wait()
@@ -868,9 +835,7 @@ end
 ---@param grace? number seconds (default: listen's opts.grace, 0)
 function Server:close(grace)
   check_server(self, "close")
-  if grace == nil then grace = self._grace
-  elseif type(grace) ~= "number" or grace ~= grace then argerror(1, "close", "number expected, got " .. typename(grace))
-  end
+  grace = grace == nil and self._grace or args.duration(grace, 1, "close")
   if self._closing then
     if can_wait() and not self._done:is_set() then self._done:wait() end
     return

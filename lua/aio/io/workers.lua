@@ -5,9 +5,10 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local cw = core.workers
-local Error, is_error = core.Error, core.is_error
+local is_error = core.is_error
 
 local M = {}
 
@@ -58,14 +59,10 @@ end
 ---@param main fun(i: integer, ...)
 ---@return boolean ok, table? failures
 function M.workers(n, main, ...)
-  if math.type(n) ~= "integer" or n < 1 then
-    error("bad argument #1 to 'workers' (positive integer expected, got " .. tostring(n) .. ")", 2)
-  end
-  if type(main) ~= "function" and not (getmetatable(main) or {}).__call then
-    error("bad argument #2 to 'workers' (function expected, got " .. type(main) .. ")", 2)
-  end
+  n = args.count(n, 1, "workers", nil, 1) or args.check(n, "number", 1, "workers")
+  args.callable(main, 2, "workers")
   if core.stats().running then
-    error(Error("usage", "aio.workers must be called outside aio.run (it forks the processes that run it)"), 2)
+    args.usage("aio.workers must be called outside aio.run (it forks the processes that run it)")
   end
   local args = table.pack(...)
   local pids, count = {}, 0

@@ -6,11 +6,7 @@ local core = require "aio.core"
 local H = require "helper"
 local U = require "support.server_util"
 
-local function serve(app, opts)
-  opts = opts or {}
-  opts.port = 0
-  return aio.http.listen(app, opts)
-end
+local serve = U.serve
 
 local function rss_kb()
   local f = io.open("/proc/self/status")

@@ -5,11 +5,7 @@ local aio = require "aio"
 local H = require "helper"
 local U = require "support.server_util"
 
-local function serve(app, opts)
-  opts = opts or {}
-  opts.port = 0
-  return aio.http.listen(app, opts)
-end
+local serve = U.serve
 
 describe("aio.http server:close", function()
   it("lets requests in flight finish within the grace, with Connection: close", H.async(function()

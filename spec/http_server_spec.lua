@@ -6,11 +6,7 @@ local H = require "helper"
 local U = require "support.server_util"
 local cjson = require "cjson"
 
-local function serve(app, opts)
-  opts = opts or {}
-  opts.port = opts.port or 0
-  return aio.http.listen(app, opts)
-end
+local serve = U.serve
 
 describe("aio.http.listen", function()
   it("serves a plain handler function", H.async(function()

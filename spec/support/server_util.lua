@@ -14,6 +14,13 @@ U.AIOHTTP_CLIENT = HERE .. "aiohttp_client.py"
 -- Children run without the sanitizer runtime (it is for us only).
 local CLEAN = { LD_PRELOAD = false, ASAN_OPTIONS = false, UBSAN_OPTIONS = false }
 
+--- aio.http.listen on a free port of 127.0.0.1 (opts as listen's).
+function U.serve(app, opts)
+  opts = opts or {}
+  opts.port = opts.port or 0
+  return aio.http.listen(app, opts)
+end
+
 --- Runs argv as a child (suspends); returns its result table.
 function U.run(argv, opts)
   opts = opts or {}

@@ -144,6 +144,8 @@ int aio__hp_upgrade (const HttpParse *p);
 int aio__hp_has_body (const HttpParse *p);
 int aio__hp_split_target (const char *url, size_t len, size_t *path,
                           size_t *plen, size_t *query, size_t *qlen);
+int aio__hs_is_tchar (int ch);
+int aio__hs_lower_eq (const char *s, size_t len, const char *lower);
 
 
 /* ---------------------------------------------------------------------

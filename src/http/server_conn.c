@@ -537,11 +537,10 @@ static void srv_check_idle (HttpServer *srv) {
 
 
 static void stop_listening (HttpServer *srv) {
-  if (srv->listening) {
-    srv->listening = 0;
-    srv->held = 0;
+  srv->listening = 0;
+  srv->held = 0;
+  if (srv->io.nopen > 0)               /* harmless once it is closing */
     aio__io_close_handle(&srv->io, (uv_handle_t *)&srv->tcp);
-  }
 }
 
 
@@ -736,18 +735,6 @@ static lua_Integer opt_int (lua_State *L, int opts, const char *k,
 }
 
 
-/* Raises `io` for a failed bind or listen on (host, port) at 1, 2. */
-static int listen_fail (lua_State *L, HttpServer *srv, int err) {
-  aio__io_close(&srv->io);
-  aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
-  aio__uv_error_new(L, "io", err, "cannot listen on %s", lua_tostring(L, -1));
-  aio__setfield_str(L, "address", lua_tostring(L, 1));
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "port");
-  return lua_error(L);
-}
-
-
 /*
 ** core.http_server.listen(ip, port, opts) -> server, listening on an
 ** address literal. opts (checked by the Lua layer): backlog, reuse_port,
@@ -761,7 +748,7 @@ static int hs_listen (lua_State *L) {
   struct sockaddr_storage ss;
   HttpServer *srv;
   lua_Integer backlog, maxhead;
-  int rc, inited;
+  int reuse;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   aio__check_running(L, loop, "aio.http.listen");
@@ -787,19 +774,11 @@ static int hs_listen (lua_State *L) {
   srv->lim.body_ns = opt_ns(L, 3, "body_timeout");
   srv->lim.body_secs = (double)srv->lim.body_ns / AIO_NS;
   lua_getfield(L, 3, "reuse_port");
-  rc = aio__tcp_init_listener(&loop->uv, &srv->tcp, ss.ss_family,
-                              lua_toboolean(L, -1), &inited);
+  reuse = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (inited) {
-    aio__io_opened(&srv->io, (uv_handle_t *)&srv->tcp);
-    srv->listening = 1;
-  }
-  aio__io_push(L, &srv->io, HTTP_SERVER_MT, 0);
-  if (rc < 0) return listen_fail(L, srv, rc);
-  rc = uv_tcp_bind(&srv->tcp, (struct sockaddr *)&ss, 0);
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&srv->tcp, (int)backlog, connection_cb);
-  if (rc < 0) return listen_fail(L, srv, rc);
+  aio__tcp_listen_on(L, &srv->io, &srv->tcp, &ss, (int)backlog, reuse,
+                     connection_cb, HTTP_SERVER_MT);
+  srv->listening = 1;
   return 1;
 }
 

@@ -184,12 +184,24 @@ static int lex_bytes (HttpParse *p, const char *s, const char *e) {
 ** Collecting the head
 ** ------------------------------------------------------------------- */
 
-/* tchar of RFC 9110: the bytes a field name may have. */
-static int is_tchar (int ch) {
+/* Is `ch` a tchar of RFC 9110 (a byte a token, such as a field name, may
+** have)? */
+int aio__hs_is_tchar (int ch) {
   static const char extra[] = "!#$%&'*+-.^_`|~";
   if ((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'))
     return 1;
   return ch != 0 && strchr(extra, ch) != NULL;
+}
+
+
+/* Do the `len` bytes at `s` equal `lower` (lower case), ignoring case? */
+int aio__hs_lower_eq (const char *s, size_t len, const char *lower) {
+  size_t i;
+  if (strlen(lower) != len) return 0;
+  for (i = 0; i < len; i++)
+    if ((s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 0x20 : s[i]) != lower[i])
+      return 0;
+  return 1;
 }
 
 
@@ -205,25 +217,10 @@ static HttpField *last_field (HttpParse *p) {
 }
 
 
-/* Does the field name at `f` equal `lower` (lower case), ignoring case? */
-static int name_is (HttpParse *p, HttpField *f, const char *lower) {
-  const char *n = p->head->data.data + f->name;
-  size_t i, len = strlen(lower);
-  if (f->nlen != len) return 0;
-  for (i = 0; i < len; i++)
-    if ((n[i] | 0x20) != lower[i] && n[i] != lower[i]) return 0;
-  return 1;
-}
-
-
-static int value_is (HttpParse *p, HttpField *f, const char *lower) {
-  const char *v = p->head->data.data + f->value;
-  size_t i, len = strlen(lower);
-  if (f->vlen != len) return 0;
-  for (i = 0; i < len; i++)
-    if (v[i] != lower[i] && (v[i] | 0x20) != lower[i]) return 0;
-  return 1;
-}
+#define name_is(p, f, lower) \
+  aio__hs_lower_eq((p)->head->data.data + (f)->name, (f)->nlen, (lower))
+#define value_is(p, f, lower) \
+  aio__hs_lower_eq((p)->head->data.data + (f)->value, (f)->vlen, (lower))
 
 
 /* The last field is complete: trims its value and checks the fields
@@ -324,7 +321,7 @@ static int on_header_field (http_parser *hp, const char *at, size_t len) {
     p->last = CB_FIELD;
   }
   for (i = 0; i < len; i++)
-    if (!is_tchar((unsigned char)at[i]))
+    if (!aio__hs_is_tchar((unsigned char)at[i]))
       return fail(p, 400, "invalid header field name");
   last_field(p)->nlen += (uint32_t)len;
   return head_append(p, at, len);

@@ -225,23 +225,7 @@ static int no_body_status (int status) {
 }
 
 
-/* Lower-case comparison of a header name with `lower`. */
-static int name_eq (const char *n, size_t len, const char *lower) {
-  size_t i;
-  if (strlen(lower) != len) return 0;
-  for (i = 0; i < len; i++)
-    if ((n[i] >= 'A' && n[i] <= 'Z' ? n[i] | 0x20 : n[i]) != lower[i])
-      return 0;
-  return 1;
-}
-
-
-static int is_tchar (int ch) {
-  static const char extra[] = "!#$%&'*+-.^_`|~";
-  if ((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'))
-    return 1;
-  return ch != 0 && strchr(extra, ch) != NULL;
-}
+#define name_eq aio__hs_lower_eq
 
 
 /* Writes one header line; its value is at the top of the stack (a string
@@ -281,7 +265,7 @@ static int put_user_headers (lua_State *L, HeadOut *h, int hidx, int nobody) {
                  luaL_typename(L, -2));
     name = lua_tolstring(L, -2, &nlen);
     for (i = 0; i < nlen; i++)
-      if (!is_tchar((unsigned char)name[i])) break;
+      if (!aio__hs_is_tchar((unsigned char)name[i])) break;
     if (nlen == 0 || i < nlen)
       aio__usage(L, "invalid response header name '%s'", name);
     if (name_eq(name, nlen, "content-length")) {

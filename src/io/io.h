@@ -239,8 +239,10 @@ int aio__copy_out (lua_State *L, int first, int n, Buf *b, char *err,
 int aio__copy_in (lua_State *L, const char *data, size_t len);
 
 /* tcp.c */
-int aio__tcp_init_listener (uv_loop_t *uv, uv_tcp_t *tcp, int family,
-                            int reuse_port, int *inited);
+void aio__tcp_listen_on (lua_State *L, IoHandle *io, uv_tcp_t *tcp,
+                         const struct sockaddr_storage *ss, int backlog,
+                         int reuse_port, uv_connection_cb cb,
+                         const char *cls);
 
 /* address.c */
 int aio__parse_address (const char *host, int port,

@@ -24,7 +24,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench clean env lint
+.PHONY: all test sanitize valgrind bench bench-server clean env lint
 
 all: $(CORE)
 
@@ -65,13 +65,19 @@ valgrind: all
 	  --trace-children-skip='*/python3*,*/nginx,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
-# every benchmark beside its peers: core (W1-W4), HTTP (W5, W6), TCP and
-# threads; BENCH_RUNS repetitions of each (median shown)
+# every benchmark beside its peers: core (W1-W4), HTTP client (W5, W6),
+# HTTP server (W7), TCP and threads; BENCH_RUNS repetitions of each (median
+# shown)
 BENCH_RUNS ?= 3
 bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
+	$(MAKE) bench-server
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
+
+# W7: the HTTP server beside nginx, nginx + lua, node and aiohttp.web
+bench-server: all
+	$(LUA_ENV) bash bench/server.sh -r $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

@@ -56,6 +56,13 @@ describe("aio.http.listen", function()
     assert.are.same({ path = "/a b/\226\130\172", target = "/a%20b/%E2%82%AC?x=%41" }, r:json())
   end))
 
+  it("accepts absolute-form targets", H.async(function()
+    local srv <close> = serve(function(req) return req.path .. "|" .. tostring(req.query.q) .. "|" .. req.target end)
+    local s <close> = aio.tcp.connect("127.0.0.1", srv.port)
+    s:write("GET http://example/abs/p%41th?q=1 HTTP/1.1\r\nHost: example\r\n\r\n")
+    assert.are.equal("/abs/pAth|1|http://example/abs/p%41th?q=1", U.read_response(s).body)
+  end))
+
   it("answers HEAD with the GET route's headers and no body", H.async(function()
     local app = aio.http.App()
     app:get("/", function() return "hello world" end)

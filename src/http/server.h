@@ -250,10 +250,7 @@ HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx);
 void aio__hs_request_end (HttpConn *c);
 void aio__hs_conn_close (HttpConn *c);
 void aio__hs_error_close (HttpConn *c, int status);
-int aio__hs_wait_input (lua_State *L, HttpConn *c, lua_KContext ctx,
-                        lua_KFunction k);
 void aio__hs_read_on (HttpConn *c);
-void aio__hs_feed_body (HttpConn *c);
 void aio__hs_takeover (HttpConn *c);
 void aio__hs_close_done (HttpConn *c);
 

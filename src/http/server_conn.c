@@ -386,11 +386,11 @@ void aio__hs_read_on (HttpConn *c) { conn_read_on(c); }
 void aio__hs_request_end (HttpConn *c) {
   HttpServer *srv = c->srv;
   if (!aio_conn_live(c) || c->state == HC_TAKEN) return;
-  if (srv != NULL) srv->nrequests++;
   if (c->resp != HR_DONE || c->broken) {
     aio__hs_conn_close(c);
     return;
   }
+  if (srv != NULL) srv->nrequests++;
   if (!c->keep || srv == NULL || srv->closing) {
     conn_linger(c);
     return;
@@ -595,7 +595,6 @@ static int dispatch_k (lua_State *L, int status, lua_KContext ctx) {
 
 
 static int dispatch_body (lua_State *L, HttpServer *srv) {
-  Loop *loop = srv->io.loop;
   while (!link_empty(&srv->ready) && aio_io_live(&srv->io)) {
     HttpConn *c = aio_container_of(srv->ready.next, HttpConn, qlink);
     Task *t;
@@ -617,7 +616,6 @@ static int dispatch_body (lua_State *L, HttpServer *srv) {
   }
   if (!aio_io_live(&srv->io)) return 0;
   return aio__io_wait(L, &srv->io, &srv->dispatcher, 0, 0, dispatch_k);
-  (void)loop;
 }
 
 

@@ -395,6 +395,7 @@ void aio__hs_request_end (HttpConn *c) {
     conn_linger(c);
     return;
   }
+  c->resp = HR_NONE;                   /* what comes next is a new request */
   if (c->body_done) {
     aio__hp_next(&c->hp);              /* the head goes back to the pool */
     c->state = HC_HEAD;
@@ -416,6 +417,9 @@ void aio__hs_request_end (HttpConn *c) {
   }
   if (!aio_conn_live(c)) return;
   conn_parse_buffered(c);
+  if (aio_conn_live(c) && c->state == HC_HEAD && c->hp.head != NULL &&
+      c->srv != NULL)
+    timer_arm(c, c->srv->lim.header_ns);   /* the next head has begun */
   conn_read_on(c);
 }
 

@@ -387,6 +387,50 @@ describe("aio.http.listen", function()
     while srv:stats().connections > 0 do aio.sleep(0.01) end
   end))
 
+  it("closes req._ws when a handler that took over ends (the WebSocket hook)", H.async(function()
+    local closed = {}
+    local app = aio.http.App()
+    local function taker(how)
+      return function(req)
+        local s = req:_takeover()
+        rawset(req, "_ws", { close = function() closed[how] = true; s:close() end })
+        if how == "fails" then error("after takeover") end
+        if how == "waits" then aio.sleep(30) end
+        return "ignored"
+      end
+    end
+    app:get("/returns", taker("returns"))
+    app:get("/fails", taker("fails"))
+    app:get("/waits", taker("waits"))
+    local srv = serve(app)
+    local real = io.stderr
+    local text = {}
+    io.stderr = { write = function(_, ...) for _, v in ipairs({ ... }) do text[#text + 1] = v end end, flush = function() end }
+    local waiting = aio.tcp.connect("127.0.0.1", srv.port)
+    local ok, err = pcall(function()
+      for _, how in ipairs({ "returns", "fails" }) do
+        local c <close> = aio.tcp.connect("127.0.0.1", srv.port)
+        c:write("GET /" .. how .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert.is_nil(c:read())
+      end
+      assert.is_true(closed.returns and closed.fails)
+      waiting:write("GET /waits HTTP/1.1\r\nHost: x\r\n\r\n")
+      while srv:stats().taken_over == 0 do aio.sleep(0.01) end
+    end)
+    io.stderr = real
+    assert(ok, err)
+    assert.matches("GET /fails failed: .*after takeover", table.concat(text))
+    srv:close()                      -- neither waits for /waits nor cancels it
+    assert.is_nil(closed.waits)
+    local handler
+    for _, t in ipairs(aio.tasks()) do if t ~= aio.current() then handler = t end end
+    handler:cancel()                 -- as the end of the run would
+    pcall(handler.await, handler)
+    assert.is_true(closed.waits)
+    assert.is_nil(waiting:read())
+    waiting:close()
+  end))
+
   it("raises usage for requests that are over and bad results", H.async(function()
     local kept
     local srv <close> = serve(function(req) kept = req return "x" end)

@@ -22,6 +22,7 @@ const char aio__hs_conn_key = 0;
 #define srv_idle(srv) ((srv)->nconns == (srv)->nlinger && \
                        (srv)->nhandlers == 0 && (srv)->npending == 0)
 static void conn_read_on (HttpConn *c);
+static void conn_read_off (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
 static void srv_check_idle (HttpServer *srv);
 static void srv_accept_held (HttpServer *srv);
@@ -81,16 +82,15 @@ static void conn_close (IoHandle *io) {
   HttpConn *c = (HttpConn *)io;
   HttpServer *srv = c->srv;
   Loop *loop = io->loop;
-  if (c->s.reading) {
-    uv_read_stop(&c->s.h.stream);
-    c->s.reading = 0;
-  }
   timer_stop(c);
   link_remove(&c->qlink);
   if (c->file != NULL) aio__hs_file_abandon(c);
-  if (c->file != NULL) c->closing_pending = 1;    /* closed by its callback */
-  else aio__io_close_handle(io, &c->s.h.handle);
-  aio__notify_all(loop, &c->s.readers);
+  if (c->file != NULL) {           /* the handle closes in its callback */
+    c->closing_pending = 1;
+    conn_read_off(c);
+    aio__notify_all(loop, &c->s.readers);
+  }
+  else aio__stream_close(io);      /* as any stream (a taken-over one too) */
   aio__notify_all(loop, &c->writers);
   if (c->handler != NULL && c->state != HC_TAKEN)
     aio__task_cancel(loop->L, loop, c->handler, 0);

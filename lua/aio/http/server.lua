@@ -13,7 +13,11 @@
 -- Stream method works; bytes that arrived after the request head are
 -- read first). The server only counts it in stats() until it closes; a
 -- graceful close neither waits for nor closes it; a client disconnect no
--- longer cancels the handler. The handler's return value is ignored.
+-- longer cancels the handler. The handler's return value is ignored; an
+-- error of it is reported on stderr. When the handler ends (returns,
+-- fails or is cancelled), `req._ws`, if set (the WebSocket of
+-- req:websocket()), is closed with its close() under aio.shield; the
+-- stream itself is left to whoever holds it.
 
 local core = require "aio.core"
 local args = require "aio.core.args"
@@ -456,14 +460,23 @@ local function report(req, e, tb)
   io.stderr:flush()
 end
 
+-- The end of a handler that took its connection over: closes the
+-- WebSocket it made, if any (see the top of this file).
+local function taken_end(req)
+  local ws = rawget(req, "_ws")
+  if ws ~= nil then pcall(cshield, ws.close, ws) end
+end
+
 -- What a handler task does once its handler has failed (or its result
 -- could not be sent): a cancellation goes on; an error becomes the status
 -- its `response_status` field asks for, or 500 (reported on stderr with
 -- its traceback).
 local function failed(req, res)
+  local taken = rawget(req, "_taken")
+  if taken then taken_end(req) end
   if is_error(res, "cancelled") then error(res, 0) end
   local e, tb = res.err, res.tb
-  if rawget(req, "_taken") then return report(req, e, tb) end
+  if taken then return report(req, e, tb) end
   local status = is_error(e) and math.type(e.response_status) == "integer" and e.response_status
   if status then
     if cstate(req._c, req._n) == "none" then
@@ -485,13 +498,13 @@ local function make_runner(handler)
   return function(req)
     local ok, res = xpcall(chain_of and chain_of() or handler, msgh, req)
     if ok then
+      if rawget(req, "_taken") then return taken_end(req) end
       if type(res) == "string" then          -- the common case first
         local ok2, e2 = xpcall(crespond, msgh, req._c, req._n, 200, nil, res, TEXT)
         if ok2 then return end
         return failed(req, e2)
       end
       if res == nil then
-        if rawget(req, "_taken") then return end
         local state = cstate(req._c, req._n)
         if state == "streaming" then return cfinish(req._c, req._n) end
         if state ~= "none" then return end

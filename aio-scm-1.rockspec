@@ -26,6 +26,7 @@ external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
+  HIREDIS = { header = "hiredis/hiredis.h" },
 }
 
 build = {
@@ -46,6 +47,9 @@ build = {
         "src/core/task.c",
         "src/core/task_object.c",
         "src/core/timer.c",
+        "src/db/redis_call.c",
+        "src/db/redis_conn.c",
+        "src/db/redis_reply.c",
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
@@ -56,6 +60,7 @@ build = {
         "src/http/server_response.c",
         "src/io/address.c",
         "src/io/buf.c",
+        "src/io/connect.c",
         "src/io/dns.c",
         "src/io/file.c",
         "src/io/fs.c",
@@ -77,9 +82,9 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl", "http_parser" },
-      incdirs = { "src", "$(LIBUV_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
+      libraries = { "uv", "curl", "hiredis", "http_parser" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(HIREDIS_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(HIREDIS_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.core.args"] = "lua/aio/core/args.lua",
@@ -87,6 +92,9 @@ build = {
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
+    ["aio.db.redis"] = "lua/aio/db/redis.lua",
+    ["aio.db.redis_conn"] = "lua/aio/db/redis_conn.lua",
+    ["aio.db.redis_pubsub"] = "lua/aio/db/redis_pubsub.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
     ["aio.http.server"] = "lua/aio/http/server.lua",

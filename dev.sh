@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev
 lua-cjson lua-busted luarocks nginx python3 python3-aiohttp openssl curl procps
-libhttp-parser-dev"
+libhiredis-dev redis-server libhttp-parser-dev"
 
 deps() {
   missing=""

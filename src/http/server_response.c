@@ -176,7 +176,10 @@ static void format_date (char *out, time_t t) {
                                      "Jun", "Jul", "Aug", "Sep", "Oct",
                                      "Nov", "Dec"};
   struct tm tm;
-  gmtime_r(&t, &tm);
+  if (gmtime_r(&t, &tm) == NULL) {      /* out of range: the epoch */
+    t = 0;
+    gmtime_r(&t, &tm);
+  }
   snprintf(out, 40, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
            days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
            tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -557,7 +560,8 @@ static int hs_response_state (lua_State *L) {
 ** ("Sun, 06 Nov 1994 08:49:37 GMT"), in English whatever the locale. */
 static int hs_http_date (lua_State *L) {
   char line[40];
-  time_t t = (time_t)luaL_checknumber(L, 1);
+  lua_Number n = luaL_checknumber(L, 1);
+  time_t t = n >= 0 && n < 253402300800.0 ? (time_t)n : 0;  /* years 1970-9999 */
   format_date(line, t);
   lua_pushlstring(L, line + 6, strlen(line) - 8);
   return 1;

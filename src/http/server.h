@@ -32,15 +32,17 @@
 ** connection's `done` Waiter in the task's awaiters.
 **
 ** Takeover (for WebSocket; req:_takeover() in lua/aio/http/server.lua
-** calls core.http_server.takeover): once the handler has written its own
-** response head (101) the connection can leave HTTP. Parsing stops, the
-** object's metatable becomes aio.Stream and its IoType the stream's
-** behaviour, so every Stream method works on it: reading restarts on
+** calls core.http_server.takeover, aio__hs_takeover here): a handler may
+** take its connection out of HTTP, then writes its own response head
+** (101) on it. Parsing stops and the object's metatable becomes
+** aio.Stream, so every Stream method works on it: reading restarts on
 ** demand with the Stream's own callbacks, and bytes that arrived after
-** the request head are still in s.in. The server stops tracking it as an
-** HTTP connection (its handler is no longer awaited or cancelled by a
-** graceful shutdown, nor by a client disconnect) but counts it in
-** stats() until it closes; the end of the run closes it like any stream.
+** the request head are still in s.in. Its close is the stream's close
+** (aio__stream_close, called by the connection's IoType close in every
+** state). The server stops tracking it as an HTTP connection (its
+** handler is no longer awaited or cancelled by a graceful shutdown, nor
+** by a client disconnect) but counts it in stats() until it closes; the
+** end of the run closes it like any stream.
 */
 
 #ifndef AIO_HTTP_SERVER_H

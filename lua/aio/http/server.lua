@@ -44,11 +44,8 @@ local App   -- the App class (below)
 local TEXT = "text/plain; charset=utf-8"
 local JSON = "application/json"
 
-local cjson_mod
-local function cjson()
-  cjson_mod = cjson_mod or require "cjson"
-  return cjson_mod
-end
+local cjson = require "cjson"
+local encode, decode = cjson.encode, cjson.decode
 
 
 local argerror, typename, is_callable = args.error, args.typename, args.is_callable
@@ -187,7 +184,7 @@ end
 function Request:json()
   check_request(self, "json")
   local body = self:body()
-  local ok, v = pcall(cjson().decode, body)
+  local ok, v = pcall(decode, body)
   if not ok then
     error(bad_request("invalid JSON in the request body: " .. tostring(v)), 2)
   end
@@ -431,7 +428,7 @@ local function send_result(req, res)
     if headers ~= nil and type(headers) ~= "table" then usage("the response's headers must be a table") end
     local json = res.json
     if json ~= nil then
-      local ok, body = pcall(cjson().encode, json)
+      local ok, body = pcall(encode, json)
       if not ok then usage("cannot encode the response's json: " .. tostring(body)) end
       return crespond(req._c, req._n, status, headers, body, JSON)
     end

@@ -43,7 +43,9 @@ case $cmd in
   demo) deps; build; ulimit -n 4096 2>/dev/null || true
         env_run lua5.4 examples/health_check.lua "$@" ;;
   run) deps; build; env_run lua5.4 "$@" ;;
-  test) deps; build; env_run busted --lua=lua5.4 "$@" ;;
-  sanitize) deps; make -s sanitize BUSTED_ARGS="$*" ;;
+  test) deps; build; ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+        env_run busted --lua=lua5.4 "$@" ;;
+  sanitize) deps; ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+        make -s sanitize BUSTED_ARGS="$*" ;;
   *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -59,7 +59,8 @@
 #define HTTP_FILE_MT "aio.HttpFile"
 
 #define HS_MAX_FIELDS 100         /* header fields in a head, at most */
-#define HS_HEAD_MAX (1024 * 1024) /* the largest max_header_size */
+#define HS_HEAD_MAX (80 * 1024)   /* the largest max_header_size:
+                                  ** http-parser's own limit */
 #define HS_HIGH_WATER 65536       /* buffered input/output before pausing */
 #define HS_DRAIN_MAX 65536        /* unread body bytes skipped to keep a
                                   ** connection alive, at most */

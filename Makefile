@@ -62,7 +62,7 @@ sanitize:
 valgrind: all
 	$(LUA_ENV) AIO_VALGRIND=1 valgrind --error-exitcode=99 --quiet \
 	  --trace-children=yes --leak-check=no \
-	  --trace-children-skip='*/python3*,*/nginx,*/redis-server,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
+	  --trace-children-skip='*/python3*,*/nginx,*/redis-server,*/runuser,*/initdb,*/postgres,*/pg_ctl,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 # every benchmark beside its peers: core (W1-W4), HTTP client (W5, W6),

@@ -10,6 +10,20 @@
 #include "core.h"
 
 
+/* Creates the anchor table (at an integer key of the registry: its
+** array part, so that reaching it costs no hash lookup). */
+void aio__anchors_open (lua_State *L, Anchors *a) {
+  lua_newtable(L);
+  a->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+
+/* Pushes the anchor table. */
+void aio__push_anchors (lua_State *L, Loop *loop) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->anchors.ref);
+}
+
+
 /* Anchors the value at `idx`; returns its slot (> 0). */
 uint32_t aio__anchor (lua_State *L, Loop *loop, int idx) {
   Anchors *a = &loop->anchors;
@@ -17,7 +31,7 @@ uint32_t aio__anchor (lua_State *L, Loop *loop, int idx) {
   idx = lua_absindex(L, idx);
   if (a->nfree > 0) slot = a->free[--a->nfree];
   else slot = ++a->nslots;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->ref);
   lua_pushvalue(L, idx);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
@@ -37,7 +51,7 @@ void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot) {
     a->free = f;
     a->cap = cap;
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->ref);
   lua_pushnil(L);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
@@ -47,8 +61,7 @@ void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot) {
 
 /* Pushes the value anchored in `slot` (nil if none). */
 void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot) {
-  (void)loop;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->anchors.ref);
   lua_rawgeti(L, -1, slot);
   lua_remove(L, -2);
 }

@@ -194,7 +194,8 @@ typedef enum TaskState {
 ** the deadline queue and wait lists are always valid.
 */
 typedef struct Task {
-  Waiter wait;          /* membership in one wait list while WAITING */
+  Waiter wait;          /* in one wait list while WAITING, or in the
+                           ready queue (AIO_TF_INREADY) */
   Link awaiters;        /* Waiters to notify when the task finishes */
   Timer timer;          /* sleep / wait timeout */
   lua_State *co;        /* the coroutine; NULL once finished */
@@ -231,13 +232,15 @@ typedef struct Scope {
 
 
 /*
-** The ready queue: a ring buffer of tasks (capacity a power of two), run
-** in rounds by the scheduler. A task has at most one entry
-** (AIO_TF_INREADY).
+** The ready queue: a FIFO list of tasks run in rounds by the scheduler,
+** linked through Task.wait.link (a task in the ready queue waits on
+** nothing else, so the link is free; AIO_TF_INREADY says where it is). A
+** task has at most one entry. It allocates nothing, so pushing never
+** fails.
 */
 typedef struct ReadyQueue {
-  Task **ring;
-  uint32_t head, count, cap;
+  Link list;
+  uint32_t count;
 } ReadyQueue;
 
 
@@ -250,6 +253,7 @@ typedef struct Anchors {
   uint32_t *free;        /* free slots, a stack */
   uint32_t nfree, cap;
   uint32_t nslots;       /* slots ever used: the table's length */
+  int ref;               /* the table's integer key in the registry */
 } Anchors;
 
 
@@ -396,6 +400,8 @@ void aio__closable_remove (Closable *c);
 void aio__closables_close (Loop *loop);
 
 /* anchor.c: keep a value reachable while C holds it */
+void aio__anchors_open (lua_State *L, Anchors *a);
+void aio__push_anchors (lua_State *L, Loop *loop);
 uint32_t aio__anchor (lua_State *L, Loop *loop, int idx);
 void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot);
 void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot);
@@ -405,7 +411,7 @@ void aio__anchors_free (Anchors *a);
 void aio__defer (Loop *loop, Deferred *d);
 void aio__ready_push (Loop *loop, Task *t);
 void aio__ready_remove (Loop *loop, Task *t);
-void aio__ready_free (ReadyQueue *q);
+void aio__ready_clear (Loop *loop);
 int aio__run_loop (lua_State *L, Loop *loop, Task *until);
 
 /* timer.c */
@@ -480,7 +486,6 @@ void aio__open_error (lua_State *L);
 
 /* Registry keys (their addresses) of the loop's Lua-side tables. */
 extern const char aio__key_loop;       /* the Loop userdata */
-extern const char aio__key_anchors;    /* array: anchored objects */
 extern const char aio__key_callbacks;  /* array: pending on_done (fn, task) */
 extern const char aio__key_detached;   /* weak keys: coroutine -> scope */
 extern const char aio__key_unseen;     /* weak keys: failed tasks unseen */

@@ -35,7 +35,7 @@ static void run_begin (lua_State *L, Loop *loop) {
 ** at once instead (a second SIGINT while shutting down). */
 static void cancel_all (lua_State *L, Loop *loop, int kill) {
   uint32_t i;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  aio__push_anchors(L, loop);
   for (i = 1; i <= loop->anchors.nslots; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);
@@ -84,8 +84,7 @@ static void close_loop (Loop *loop) {
   aio__timers_reset(loop);
   link_init(&loop->deferred);   /* their owners were closed */
   loop->armed = 0;
-  loop->ready.count = 0;
-  loop->ready.head = 0;
+  aio__ready_clear(loop);
 }
 
 

@@ -18,60 +18,39 @@
 
 
 /* ---------------------------------------------------------------------
-** Ready queue: a ring buffer of tasks (capacity a power of two)
+** Ready queue: a FIFO list through Task.wait.link
 ** ------------------------------------------------------------------- */
 
-static void ready_grow (ReadyQueue *q) {
-  uint32_t cap = q->cap ? q->cap * 2 : 256;
-  uint32_t i;
-  Task **r = malloc(cap * sizeof *r);
-  if (r == NULL) abort();  /* the queue must not lose a task */
-  for (i = 0; i < q->count; i++)
-    r[i] = q->ring[(q->head + i) & (q->cap - 1)];
-  free(q->ring);
-  q->ring = r;
-  q->cap = cap;
-  q->head = 0;
-}
-
-
-/* Appends `t` to the ready queue unless it already has an entry there. */
+/* Appends `t` to the ready queue unless it already has an entry there.
+** `t` must not be in a wait list (aio__task_disarm takes it out). */
 void aio__ready_push (Loop *loop, Task *t) {
-  ReadyQueue *q = &loop->ready;
   if (t->flags & AIO_TF_INREADY) return;
-  if (q->count == q->cap) ready_grow(q);
-  q->ring[(q->head + q->count) & (q->cap - 1)] = t;
-  q->count++;
+  link_push(&loop->ready.list, &t->wait.link);
+  loop->ready.count++;
   t->flags |= AIO_TF_INREADY;
 }
 
 
-/* Removes the queue entry of `t` (a task that finished while it had one). */
+/* Removes the queue entry of `t` (a task that finished or was disarmed
+** while it had one). */
 void aio__ready_remove (Loop *loop, Task *t) {
-  ReadyQueue *q = &loop->ready;
-  uint32_t i, j = 0, mask = q->cap - 1;
-  for (i = 0; i < q->count; i++) {
-    Task *e = q->ring[(q->head + i) & mask];
-    if (e != t) q->ring[(q->head + j++) & mask] = e;
-  }
-  q->count = j;
+  link_remove(&t->wait.link);
+  loop->ready.count--;
   t->flags &= ~AIO_TF_INREADY;
 }
 
 
-static Task *ready_pop (ReadyQueue *q) {
-  Task *t = q->ring[q->head];
-  q->head = (q->head + 1) & (q->cap - 1);
-  q->count--;
-  t->flags &= ~AIO_TF_INREADY;
+static Task *ready_pop (Loop *loop) {
+  Task *t = aio_container_of(loop->ready.list.next, Task, wait.link);
+  aio__ready_remove(loop, t);
   return t;
 }
 
 
-void aio__ready_free (ReadyQueue *q) {
-  free(q->ring);
-  q->ring = NULL;
-  q->head = q->count = q->cap = 0;
+/* Empties the ready queue (the end of a run). */
+void aio__ready_clear (Loop *loop) {
+  while (loop->ready.count > 0) ready_pop(loop);
+  link_init(&loop->ready.list);
 }
 
 
@@ -106,7 +85,7 @@ static void task_step (Loop *loop, Task *t) {
     nargs = lua_gettop(co) - 1;
   }
   else if (t->state == AIO_TASK_READY) nargs = t->nargs;
-  else return;  /* a stale entry (see AIO_WAKE_ABORT in coro.c) */
+  else return;  /* not ready any more */
   t->nargs = 0;
   t->state = AIO_TASK_RUNNING;
   loop->current = t;
@@ -218,6 +197,24 @@ static int poll_due (Loop *loop) {
 
 
 /*
+** With many tasks, the ones in the ready queue are cold in the cache: while
+** one runs, fetch the coroutine of the next one (whose Task was fetched a
+** step earlier) and the Task after it.
+*/
+static void prefetch_next (Loop *loop) {
+  Task *t = aio_container_of(loop->ready.list.next, Task, wait.link);
+  const char *co = (const char *)t->co;
+  __builtin_prefetch(t->wait.link.next);
+  if (co != NULL) {
+    __builtin_prefetch(co);
+    __builtin_prefetch(co + 64);
+    __builtin_prefetch(co + 128);
+    __builtin_prefetch(co + 192);
+  }
+}
+
+
+/*
 ** Runs the tasks that are ready now; those made ready meanwhile (by them,
 ** or by I/O and deadlines) wait for the next round. A long round polls
 ** I/O as it goes, so a burst of thousands of ready tasks does not hold
@@ -226,7 +223,9 @@ static int poll_due (Loop *loop) {
 static void run_round (Loop *loop) {
   uint32_t n = loop->ready.count;
   while (n-- > 0 && loop->ready.count > 0) {
-    task_step(loop, ready_pop(&loop->ready));
+    Task *t = ready_pop(loop);
+    if (loop->ready.count > 0) prefetch_next(loop);
+    task_step(loop, t);
     if (n > 0 && poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
   }
 }
@@ -273,7 +272,7 @@ static void deadlock (lua_State *L, Loop *loop) {
   if (loop->main != NULL && !aio_task_done(loop->main) &&
       aio__task_wake(loop, loop->main, AIO_WAKE_DEADLOCK))
     return;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  aio__push_anchors(L, loop);
   for (i = 1; i <= loop->anchors.nslots; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);

@@ -225,9 +225,11 @@ int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
 }
 
 
-/* Takes a waiting task out of whatever it waits on. */
+/* Takes a task out of whatever it waits on (a wait list or the ready
+** queue) and disarms its timer. */
 void aio__task_disarm (Loop *loop, Task *t) {
-  link_remove(&t->wait.link);
+  if (t->flags & AIO_TF_INREADY) aio__ready_remove(loop, t);
+  else link_remove(&t->wait.link);
   aio__timer_cancel(loop, &t->timer);
 }
 

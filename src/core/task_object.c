@@ -323,7 +323,7 @@ static int l_tasks (lua_State *L) {
   uint32_t i;
   int n = 0;
   lua_createtable(L, (int)loop->ntasks, 0);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);  /* res anchors */
+  aio__push_anchors(L, loop);  /* res anchors */
   for (i = 1; i <= loop->anchors.nslots; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);

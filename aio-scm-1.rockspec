@@ -33,6 +33,7 @@ build = {
     ["aio.core"] = {
       sources = {
         "src/core/anchor.c",
+        "src/core/clock.c",
         "src/core/closable.c",
         "src/core/coro.c",
         "src/core/error.c",
@@ -75,11 +76,13 @@ build = {
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
+    ["aio.busted"] = "lua/aio/busted.lua",
     ["aio.core.args"] = "lua/aio/core/args.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
+    ["aio.core.testing"] = "lua/aio/core/testing.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",

@@ -104,7 +104,7 @@ typedef struct Timer {
 #define AIO_LANES 7      /* FIFO lanes of the deadline queue */
 
 typedef struct HeapEntry {
-  uint64_t when;         /* deadline, nanoseconds on uv_hrtime's clock */
+  uint64_t when;         /* deadline, nanoseconds on the loop's clock */
   Timer *tm;             /* NULL: a lane entry whose timer was disarmed */
 } HeapEntry;
 
@@ -207,6 +207,7 @@ typedef struct Task {
   uint8_t flags;        /* AIO_TF_* */
   uint8_t nargs;        /* values pushed on co for the next resume */
   uint8_t nexpired;     /* expired deadline scopes in the chain */
+  uint8_t iowait;       /* its wait is on I/O (aio__wait_io) */
 } Task;
 
 
@@ -255,6 +256,30 @@ typedef struct Anchors {
   uint32_t nslots;       /* slots ever used: the table's length */
   int ref;               /* the table's integer key in the registry */
 } Anchors;
+
+
+/*
+** The loop's clock: what every deadline and aio.now() count in. Real: the
+** monotonic clock (uv_hrtime). Virtual (aio.testing.run): starts at 0 and
+** moves only while some task waits on I/O, at the speed of real time, and
+** by jumps: when the loop is idle (no task ready, no deferred work) and no
+** task waits on I/O for `autojump` real nanoseconds, it jumps to the
+** earliest deadline. A task waits on I/O from the moment it suspends on
+** something outside the loop (aio__wait_io: a socket, a file, a DNS
+** lookup, a thread-pool call, a child process, an HTTP transfer) until it
+** is woken; waiting for a timer, another task, a primitive, a connection
+** to accept or a signal does not count. So code that waits only on
+** timers and on other tasks sees the same times on every run, and an hour
+** of sleeps passes at once.
+*/
+typedef struct Clock {
+  uint8_t virt;          /* 1: virtual */
+  uint32_t nio;          /* tasks waiting on I/O (Task.iowait) */
+  uint64_t vnow;         /* virtual: the time (ns) at the last update */
+  uint64_t mark;         /* virtual: real time (ns) of the last update */
+  uint64_t autojump;     /* virtual: idle real ns before a jump */
+  uint64_t idle_since;   /* virtual: real time the idle wait began, or 0 */
+} Clock;
 
 
 /*
@@ -313,8 +338,9 @@ typedef struct Loop {
   Anchors anchors;
   Link closables;         /* Closable.link: what the run must close */
   Link deferred;          /* Deferred.link: to run before the next poll */
+  Clock clock;
   uint64_t armed;         /* deadline the uv timer is armed for (0 none) */
-  uint64_t now;           /* hrtime at the last poll */
+  uint64_t now;           /* the loop's clock at the last poll */
   /* poll policy while tasks are ready */
   uint32_t since_poll;    /* resumes since the last poll */
   int64_t poll_tick;      /* coarse clock tick of the last poll */
@@ -328,6 +354,11 @@ typedef struct Loop {
   int stopping;           /* main task finished: shutting down */
   int interrupted;        /* SIGINTs received */
   int owns_sigint;        /* this run handles SIGINT (see sigint.c) */
+  /* aio.testing.run (run.c) */
+  uv_timer_t limit_timer; /* the run's real-time limit */
+  double limit;           /* its seconds; 0: none */
+  int timed_out;          /* the limit passed: the main task was cancelled */
+  int keep_unseen;        /* keep unretrieved errors for core.unretrieved */
   int debug;              /* debug mode */
   double slow;            /* debug: warn past this many seconds */
 } Loop;
@@ -413,6 +444,18 @@ void aio__ready_push (Loop *loop, Task *t);
 void aio__ready_remove (Loop *loop, Task *t);
 void aio__ready_clear (Loop *loop);
 int aio__run_loop (lua_State *L, Loop *loop, Task *until);
+
+/* clock.c: the loop's clock (see Clock) */
+uint64_t aio__now (Loop *loop);
+void aio__clock_update (Loop *loop);
+void aio__clock_start (Loop *loop, int virt, double autojump);
+void aio__clock_stop (Loop *loop);
+int aio__clock_can_jump (Loop *loop);
+uint64_t aio__clock_idle (Loop *loop);
+void aio__clock_busy (Loop *loop);
+void aio__clock_jump (Loop *loop, uint64_t to);
+void aio__wait_io (Loop *loop, Task *t);
+void aio__wait_io_end (Loop *loop, Task *t);
 
 /* timer.c */
 void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when);

@@ -182,7 +182,7 @@ static void run_deferred (Loop *loop) {
 static void poll_io (Loop *loop, uv_run_mode mode) {
   run_deferred(loop);
   uv_run(&loop->uv, mode);
-  loop->now = aio__hrtime();
+  aio__clock_update(loop);
   aio__timers_expire(loop);
   loop->since_poll = 0;
   loop->poll_tick = coarse_tick();
@@ -235,30 +235,30 @@ static void on_timer (uv_timer_t *h);
 
 
 /*
-** Starts the uv timer for deadline `next` (ns), unless it runs for it
-** already. libuv counts whole milliseconds from a clock it reads now and
-** then, so the timeout is rounded up by one more millisecond: it never
-** fires before `next`.
+** Starts the uv timer to wake the poll in `wait` real nanoseconds, for
+** deadline `key`, unless it runs for that one already. libuv counts whole
+** milliseconds from a clock it reads now and then, so the timeout is
+** rounded up by one more millisecond: it never fires before the deadline.
 */
-static void arm_uv_timer (Loop *loop, uint64_t next, uint64_t now) {
+static void arm_uv_timer (Loop *loop, uint64_t key, uint64_t wait) {
   uint64_t ms;
-  if (loop->armed == next) return;
-  ms = (next - now) / 1000000 + 2;
+  if (loop->armed == key) return;
+  ms = wait / 1000000 + 2;
   if (ms > 3600000) ms = 3600000;      /* far deadlines: check back hourly */
   uv_update_time(&loop->uv);
   uv_timer_start(&loop->timer, on_timer, ms, 0);
-  loop->armed = next;
+  loop->armed = key;
 }
 
 
-/* The uv timer fired: if the earliest deadline is not due yet (it moved,
-** or libuv's clock ran ahead), the timer must run again, or the poll that
-** follows in this uv_run would block with no timeout at all. */
+/* The uv timer fired: uv_run returns as soon as it has polled I/O without
+** blocking (if the deadline is not due yet, because libuv's clock ran
+** ahead or the deadline moved, the scheduler arms the timer again; the
+** poll after it must never block with no timeout). */
 static void on_timer (uv_timer_t *h) {
   Loop *loop = aio_container_of(h, Loop, timer);
-  uint64_t next = aio__timer_next(loop), now = aio__hrtime();
   loop->armed = 0;
-  if (next != 0 && next > now) arm_uv_timer(loop, next, now);
+  uv_stop(&loop->uv);
 }
 
 
@@ -284,8 +284,32 @@ static void deadlock (lua_State *L, Loop *loop) {
 }
 
 
+/*
+** A virtual clock with nothing ready and no task waiting on I/O: once the
+** loop has been idle for the clock's autojump (real time), what has
+** arrived meanwhile is polled, and if the loop is still idle the clock
+** jumps to deadline `next` and it fires. Until then, the poll blocks for
+** the rest of the idle time.
+*/
+static void idle_virtual (Loop *loop, uint64_t next) {
+  uint64_t idle = aio__clock_idle(loop);
+  if (idle < loop->clock.autojump) {
+    arm_uv_timer(loop, AIO_FOREVER - 1, loop->clock.autojump - idle);
+    poll_io(loop, UV_RUN_ONCE);
+    return;
+  }
+  poll_io(loop, UV_RUN_NOWAIT);
+  if (loop->ready.count == 0 && link_empty(&loop->deferred) &&
+      loop->ncallbacks == 0 && aio__clock_can_jump(loop) &&
+      aio__timer_next(loop) == next) {
+    aio__clock_jump(loop, next);
+    aio__timers_expire(loop);
+  }
+}
+
+
 /* Nothing is ready: blocks in libuv until I/O, a signal or the earliest
-** deadline. */
+** deadline (a virtual clock may jump to it instead: idle_virtual). */
 static void poll_blocking (lua_State *L, Loop *loop) {
   uint64_t next;
   run_deferred(loop);
@@ -294,15 +318,20 @@ static void poll_blocking (lua_State *L, Loop *loop) {
     return;
   }
   next = aio__timer_next(loop);
+  if (next == AIO_FOREVER && loop->clock.virt) next = 0;  /* never due */
   if (next != 0) {
-    uint64_t now = aio__hrtime();
+    uint64_t now = aio__now(loop);
     if (next <= now) {   /* due already: fire, and give I/O its turn */
       loop->now = now;
       aio__timers_expire(loop);
       poll_io(loop, UV_RUN_NOWAIT);
       return;
     }
-    arm_uv_timer(loop, next, now);
+    if (aio__clock_can_jump(loop)) {
+      idle_virtual(loop, next);
+      return;
+    }
+    arm_uv_timer(loop, next, next - now);
   }
   else if (loop->armed) {
     uv_timer_stop(&loop->timer);
@@ -331,6 +360,7 @@ int aio__run_loop (lua_State *L, Loop *loop, Task *until) {
       return 0;
     if (loop->interrupted > 1 && loop->stopping) return 1;
     if (loop->ready.count > 0) {
+      aio__clock_busy(loop);
       run_round(loop);
       if (poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
     }

@@ -231,6 +231,7 @@ void aio__task_disarm (Loop *loop, Task *t) {
   if (t->flags & AIO_TF_INREADY) aio__ready_remove(loop, t);
   else link_remove(&t->wait.link);
   aio__timer_cancel(loop, &t->timer);
+  if (t->iowait) aio__wait_io_end(loop, t);
 }
 
 
@@ -404,6 +405,7 @@ void aio__task_finish (Loop *loop, Task *t, int nres) {
     lua_pop(L, 1);
   }
   if (t->flags & AIO_TF_INREADY) aio__ready_remove(loop, t);
+  if (t->iowait) aio__wait_io_end(loop, t);
   lua_settop(co, 0);
   t->co = NULL;
   t->wake = AIO_WAKE_NONE;

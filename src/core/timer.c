@@ -2,7 +2,8 @@
 ** timer.c
 ** The deadline queue (see Deadlines in core.h): a 4-ary min-heap of Timer
 ** nodes plus FIFO lanes, FIFO among equal deadlines; aio.sleep, aio.now,
-** and durations as Lua passes them.
+** and durations as Lua passes them. Deadlines are on the loop's clock
+** (clock.c).
 ** See LICENSE
 */
 
@@ -281,10 +282,10 @@ void aio__timers_expire (Loop *loop) {
 }
 
 
-/* The deadline `seconds` from now; durations past ~300 years never come. */
+/* The deadline `seconds` from now on the loop's clock; durations past
+** ~300 years never come. */
 uint64_t aio__deadline (Loop *loop, double seconds) {
-  uint64_t now = aio__hrtime();
-  (void)loop;
+  uint64_t now = aio__now(loop);
   if (seconds >= 1e10) return AIO_FOREVER;
   return now + (uint64_t)(seconds * AIO_NS);
 }
@@ -335,9 +336,10 @@ static int l_sleep (lua_State *L) {
 }
 
 
-/* aio.now() -> monotonic time in seconds */
+/* aio.now() -> the loop's time in seconds: monotonic, or virtual (from 0)
+** in aio.testing.run */
 static int l_now (lua_State *L) {
-  lua_pushnumber(L, (lua_Number)aio__hrtime() / AIO_NS);
+  lua_pushnumber(L, (lua_Number)aio__now(aio_upvalue_loop(L)) / AIO_NS);
   return 1;
 }
 

@@ -4,6 +4,7 @@ local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
 local S = require "support.http_servers"
+local async = require "aio.busted"
 
 local env
 
@@ -149,6 +150,18 @@ describe("aio.http.Session", function()
       assert.are.equal(503, last.status)
       assert.are.equal(3, aio.http.get(env.url("/flaky/get2?count=1")):json().hits)
     end))
+
+    -- on a virtual clock (aio.busted): an hour and more of back-off passes
+    -- at once, while the requests themselves take real time
+    it("backs off on the virtual clock between attempts", async(function()
+      local s <close> = aio.http.Session { retries = { attempts = 4, statuses = { 503 },
+        delay = 600, factor = 2, max_delay = 3600 } }
+      local r = s:get(env.url("/flaky/vclock?fail=3"))
+      assert.are.equal(200, r.status)
+      assert.are.equal("ok after 4", r.body)
+      local t = aio.now()            -- 600 + 1200 + 2400 s of back-off
+      assert.is_true(t >= 4200 and t < 4230, "at " .. t)
+    end, {timeout = 20}))
 
     it("never retries POST or PATCH", H.async(function()
       local s <close> = aio.http.Session { retries = { attempts = 3, statuses = { 503 }, delay = 0.01 } }

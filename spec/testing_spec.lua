@@ -43,6 +43,13 @@ describe("aio.testing.run", function()
     assert.are.same({"0.5@0.5", "1@1.0", "1@1.0", "2@2.0", "3@3.0", "7@10"}, log)
   end)
 
+  it("fires a deadline due at time 0", function()
+    local err = H.raises("timeout", aio.testing.run, function()
+      aio.timeout(0, aio.sleep, 1)
+    end, {timeout = 5})
+    assert.are.equal(0, err.seconds)
+  end)
+
   it("gives the same times on every run, whatever the work between", function()
     local function trial(spin)
       return aio.testing.run(function()

@@ -8,6 +8,9 @@
 
 #include "core.h"
 
+/* A virtual clock's time 0, in ns: deadlines are never 0 (0 means none). */
+#define VBASE 1000000000u
+
 
 /* The loop's time now (ns): what deadlines are set in and compared with. */
 uint64_t aio__now (Loop *loop) {
@@ -15,6 +18,14 @@ uint64_t aio__now (Loop *loop) {
   if (!c->virt) return uv_hrtime();
   if (c->nio > 0) return c->vnow + (uv_hrtime() - c->mark);
   return c->vnow;
+}
+
+
+/* aio.now(): the loop's time in seconds (a virtual clock's from 0). */
+double aio__now_seconds (Loop *loop) {
+  uint64_t now = aio__now(loop);
+  if (loop->clock.virt) now -= VBASE;
+  return (double)now / AIO_NS;
 }
 
 
@@ -40,11 +51,11 @@ void aio__clock_start (Loop *loop, int virt, double autojump) {
   Clock *c = &loop->clock;
   c->virt = (uint8_t)(virt != 0);
   c->nio = 0;
-  c->vnow = 0;
+  c->vnow = VBASE;
   c->mark = uv_hrtime();
   c->autojump = autojump > 0 ? (uint64_t)(autojump * AIO_NS) : 0;
   c->idle_since = 0;
-  loop->now = virt ? 0 : c->mark;
+  loop->now = virt ? c->vnow : c->mark;
 }
 
 

@@ -447,6 +447,7 @@ int aio__run_loop (lua_State *L, Loop *loop, Task *until);
 
 /* clock.c: the loop's clock (see Clock) */
 uint64_t aio__now (Loop *loop);
+double aio__now_seconds (Loop *loop);
 void aio__clock_update (Loop *loop);
 void aio__clock_start (Loop *loop, int virt, double autojump);
 void aio__clock_stop (Loop *loop);

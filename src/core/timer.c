@@ -339,7 +339,7 @@ static int l_sleep (lua_State *L) {
 /* aio.now() -> the loop's time in seconds: monotonic, or virtual (from 0)
 ** in aio.testing.run */
 static int l_now (lua_State *L) {
-  lua_pushnumber(L, (lua_Number)aio__now(aio_upvalue_loop(L)) / AIO_NS);
+  lua_pushnumber(L, (lua_Number)aio__now_seconds(aio_upvalue_loop(L)));
   return 1;
 }
 

@@ -39,23 +39,45 @@ uint32_t aio__anchor (lua_State *L, Loop *loop, int idx) {
 }
 
 
+/* Makes room to free one more slot; returns 0 if there is none. */
+static int free_reserve (Anchors *a) {
+  if (a->nfree == a->cap) {
+    uint32_t cap = a->cap ? a->cap * 2 : 256;
+    uint32_t *f = realloc(a->free, cap * sizeof *f);
+    if (f == NULL) return 0;
+    a->free = f;
+    a->cap = cap;
+  }
+  return 1;
+}
+
+
 /* Releases `slot` (0: none). Never raises and never allocates Lua memory
 ** (it runs in libuv callbacks). */
 void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot) {
   Anchors *a = &loop->anchors;
   if (slot == 0) return;
-  if (a->nfree == a->cap) {
-    uint32_t cap = a->cap ? a->cap * 2 : 256;
-    uint32_t *f = realloc(a->free, cap * sizeof *f);
-    if (f == NULL) return;  /* keep the slot occupied rather than lose it */
-    a->free = f;
-    a->cap = cap;
-  }
+  if (!free_reserve(a)) return;  /* keep it occupied rather than lose it */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->ref);
   lua_pushnil(L);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
   a->free[a->nfree++] = slot;
+}
+
+
+/* Pushes the value anchored in `slot` (> 0) and releases the slot, as
+** aio__push_anchored then aio__unanchor do. */
+void aio__anchor_take (lua_State *L, Loop *loop, uint32_t slot) {
+  Anchors *a = &loop->anchors;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->ref);           /* anchors */
+  lua_rawgeti(L, -1, slot);                            /* anchors v */
+  if (free_reserve(a)) {
+    lua_pushnil(L);
+    lua_rawseti(L, -3, slot);
+    a->free[a->nfree++] = slot;
+  }
+  lua_remove(L, -2);                                   /* v */
 }
 
 

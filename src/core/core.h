@@ -129,6 +129,7 @@ typedef struct Deadlines {
   uint32_t count, cap;         /* heap entries, heap capacity */
   TimerLane lanes[AIO_LANES];
   uint32_t seq;                /* the next Timer.seq */
+  uint32_t used;               /* bit k: lane k has entries */
 } Deadlines;
 
 struct Loop;
@@ -436,6 +437,7 @@ void aio__push_anchors (lua_State *L, Loop *loop);
 uint32_t aio__anchor (lua_State *L, Loop *loop, int idx);
 void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot);
 void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot);
+void aio__anchor_take (lua_State *L, Loop *loop, uint32_t slot);
 void aio__anchors_free (Anchors *a);
 
 /* sched.c */

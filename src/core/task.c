@@ -367,7 +367,8 @@ void aio__task_finish (Loop *loop, Task *t, int nres) {
   int nvals = nres - 1;
   lua_checkstack(L, nvals + 8);
   aio__scopes_clear(loop, t);
-  aio__push_anchored(L, loop, t->anchor);            /* task */
+  aio__anchor_take(L, loop, t->anchor);              /* task */
+  t->anchor = 0;                  /* held on L's stack from here on */
   if (ok) {
     t->state = AIO_TASK_OK;
     if (nvals == 0) {
@@ -409,8 +410,6 @@ void aio__task_finish (Loop *loop, Task *t, int nres) {
   lua_settop(co, 0);
   t->co = NULL;
   t->wake = AIO_WAKE_NONE;
-  aio__unanchor(L, loop, t->anchor);
-  t->anchor = 0;
   loop->ntasks--;
   aio__notify_all(loop, &t->awaiters);
   if (t->flags & AIO_TF_CALLBACKS) queue_callbacks(L, loop, t);

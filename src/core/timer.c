@@ -113,9 +113,10 @@ static void lane_rebuild (TimerLane *ln, int k, uint32_t cap) {
 }
 
 
-/* Appends `e` to lane `k`; returns 0 if the lane cannot take it (its
-** slots are numbered in Timer.slot's 24 bits). */
-static int lane_append (TimerLane *ln, int k, HeapEntry e) {
+/* Appends `e` to lane `k` of `d`; returns 0 if the lane cannot take it
+** (its slots are numbered in Timer.slot's 24 bits). */
+static int lane_append (Deadlines *d, int k, HeapEntry e) {
+  TimerLane *ln = &d->lanes[k];
   uint32_t i;
   if (ln->count == ln->cap) {
     /* compact when disarmed entries are most of it, else grow */
@@ -133,12 +134,14 @@ static int lane_append (TimerLane *ln, int k, HeapEntry e) {
   ln->count++;
   ln->live++;
   ln->last = e.when;
+  d->used |= 1u << k;
   return 1;
 }
 
 
-/* Drops disarmed entries from a lane's head. */
-static void lane_trim (TimerLane *ln) {
+/* Drops disarmed entries from the head of lane `k`. */
+static void lane_trim (Deadlines *d, int k) {
+  TimerLane *ln = &d->lanes[k];
   while (ln->count > 0 && ln->ring[ln->head].tm == NULL) {
     ln->head = (ln->head + 1) & (ln->cap - 1);
     ln->count--;
@@ -146,6 +149,7 @@ static void lane_trim (TimerLane *ln) {
   if (ln->count == 0) {
     ln->head = 0;
     ln->last = 0;
+    d->used &= ~(1u << k);
   }
 }
 
@@ -166,7 +170,7 @@ void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when) {
   e.tm = tm;
   for (k = 0; k < AIO_LANES; k++) {
     TimerLane *ln = &loop->deadlines.lanes[k];
-    if (when >= ln->last && lane_append(ln, k, e)) return;
+    if (when >= ln->last && lane_append(&loop->deadlines, k, e)) return;
   }
   tm->lane = 0;
   heap_insert(&loop->deadlines, e);
@@ -180,11 +184,12 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
   i = tm->slot - 1;
   tm->slot = 0;
   if (tm->lane) {
-    TimerLane *ln = &loop->deadlines.lanes[tm->lane - 1];
+    int k = tm->lane - 1;
+    TimerLane *ln = &loop->deadlines.lanes[k];
     tm->lane = 0;
     ln->ring[i].tm = NULL;
     ln->live--;
-    lane_trim(ln);
+    lane_trim(&loop->deadlines, k);
   }
   else heap_remove(&loop->deadlines, i);
 }
@@ -193,13 +198,13 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
 /* The earliest armed entry, or NULL. */
 static HeapEntry *earliest (Deadlines *d) {
   HeapEntry *best = d->count > 0 ? &d->heap[0] : NULL;
-  int k;
-  for (k = 0; k < AIO_LANES; k++) {
+  uint32_t used = d->used;
+  while (used != 0) {
+    int k = __builtin_ctz(used);
     TimerLane *ln = &d->lanes[k];
-    if (ln->count > 0) {
-      HeapEntry *e = &ln->ring[ln->head];
-      if (best == NULL || before(e, best)) best = e;
-    }
+    HeapEntry *e = &ln->ring[ln->head];
+    if (best == NULL || before(e, best)) best = e;
+    used &= used - 1;
   }
   return best;
 }
@@ -239,6 +244,7 @@ void aio__timers_reset (Loop *loop) {
     ln->count = ln->head = ln->live = 0;
     ln->last = 0;
   }
+  d->used = 0;
 }
 
 

@@ -209,6 +209,7 @@ typedef struct Task {
   uint8_t nargs;        /* values pushed on co for the next resume */
   uint8_t nexpired;     /* expired deadline scopes in the chain */
   uint8_t iowait;       /* its wait is on I/O (aio__wait_io) */
+  uint8_t packed;       /* NEW: its body is a table {fn, args..., n=} */
 } Task;
 
 
@@ -483,6 +484,7 @@ int aio__wake_raise (lua_State *L, Task *t);
 void aio__push_cancel_error (lua_State *L, int idx, Task *t);
 int aio__cancel_pending (Task *t);
 int aio__task_cancel (lua_State *L, Loop *loop, Task *t, int reason);
+void aio__task_start (Loop *loop, Task *t);
 void aio__task_finish (Loop *loop, Task *t, int nres);
 void aio__task_kill (Loop *loop, Task *t);
 void aio__notify_all (Loop *loop, Link *list);

@@ -60,6 +60,7 @@ void aio__ready_clear (Loop *loop) {
 
 /* A task cancelled before it ever ran finishes without running. */
 static void finish_unstarted (lua_State *L, Loop *loop, Task *t) {
+  aio__task_start(loop, t);
   aio__push_anchored(L, loop, t->anchor);
   aio__push_cancel_error(L, -1, t);
   lua_remove(L, -2);
@@ -82,6 +83,8 @@ static void task_step (Loop *loop, Task *t) {
   uint64_t t0 = 0;
   if (t->state == AIO_TASK_NEW) {
     if (t->flags & AIO_TF_CANCEL) { finish_unstarted(L, loop, t); return; }
+    aio__task_start(loop, t);
+    co = t->co;
     nargs = lua_gettop(co) - 1;
   }
   else if (t->state == AIO_TASK_READY) nargs = t->nargs;

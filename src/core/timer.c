@@ -270,6 +270,13 @@ void aio__timers_expire (Loop *loop) {
   HeapEntry *e;
   while ((e = earliest(&loop->deadlines)) != NULL && e->when <= loop->now) {
     Timer *tm = e->tm;
+    if (tm->lane) {   /* many may follow: fetch a later one's owner now */
+      TimerLane *ln = &loop->deadlines.lanes[tm->lane - 1];
+      if (ln->count > 8) {
+        HeapEntry *ahead = &ln->ring[(ln->head + 8) & (ln->cap - 1)];
+        if (ahead->tm != NULL) __builtin_prefetch(ahead->tm);
+      }
+    }
     aio__timer_cancel(loop, tm);
     switch (tm->kind) {
       case AIO_TIMER_TASK:

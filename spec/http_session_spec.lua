@@ -163,6 +163,16 @@ describe("aio.http.Session", function()
       assert.is_true(t >= 4200 and t < 4230, "at " .. t)
     end, {timeout = 20}))
 
+    it("times a request out in real time on the virtual clock (I/O keeps real time)", async(function()
+      local s <close> = aio.http.Session()
+      local real0 = aio.testing.real_now()
+      local err = H.raises("timeout", s.get, s, env.url("/delay/3"), { timeout = 0.3 })
+      assert.are.equal("total", err.phase)
+      local t, real = aio.now(), aio.testing.real_now() - real0
+      assert.is_true(t >= 0.3 and t < 2.5, "at " .. t)
+      assert.is_true(real >= 0.25 and real < 2.5, "took " .. real .. " s")
+    end, {timeout = 20}))
+
     it("never retries POST or PATCH", H.async(function()
       local s <close> = aio.http.Session { retries = { attempts = 3, statuses = { 503 }, delay = 0.01 } }
       assert.are.equal(503, s:post(env.url("/flaky/post1?fail=2")).status)

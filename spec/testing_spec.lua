@@ -5,11 +5,11 @@ local core = require "aio.core"
 local H = require "helper"
 local async = require "aio.busted"
 
--- Real seconds that fn() took (outside a run, aio.now() is the real clock).
+-- Real seconds that fn() took.
 local function real_time(fn, ...)
-  local t0 = aio.now()
+  local t0 = aio.testing.real_now()
   fn(...)
-  return aio.now() - t0
+  return aio.testing.real_now() - t0
 end
 
 describe("aio.testing.run", function()

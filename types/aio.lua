@@ -1447,6 +1447,11 @@ aio.testing = {}
 ---@return R ...
 function aio.testing.run(fn, opts) end
 
+---The real monotonic clock in seconds, which a virtual clock leaves alone.
+---@return number
+---@nodiscard
+function aio.testing.real_now() end
+
 ---busted's `it` with a body that runs as the main task of a strict
 ---aio.testing.run (see `require "aio.busted"`).
 ---@param name string

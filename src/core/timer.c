@@ -357,9 +357,18 @@ static int l_now (lua_State *L) {
 }
 
 
+/* core.real_now() -> the real monotonic clock in seconds, whatever the
+** loop's clock (aio.testing.real_now) */
+static int l_real_now (lua_State *L) {
+  lua_pushnumber(L, (lua_Number)aio__hrtime() / AIO_NS);
+  return 1;
+}
+
+
 static const luaL_Reg timer_funcs[] = {
   {"sleep", l_sleep},
   {"now", l_now},
+  {"real_now", l_real_now},
   {NULL, NULL}
 };
 

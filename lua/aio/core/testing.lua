@@ -105,6 +105,11 @@ function M.run(fn, opts)
   return unpack(r, 2, r.n)
 end
 
+--- The real monotonic clock in seconds, which a virtual clock does not
+--- change: how long a test really took.
+---@return number
+M.real_now = core.real_now
+
 return setmetatable(M, {
   -- aio.testing.it: aio.busted's `it` (loads busted on first use)
   __index = function(t, k)

@@ -77,7 +77,7 @@ void aio__anchor_take (lua_State *L, Loop *loop, uint32_t slot) {
     lua_rawseti(L, -3, slot);
     a->free[a->nfree++] = slot;
   }
-  lua_remove(L, -2);                                   /* v */
+  lua_replace(L, -2);                                  /* v */
 }
 
 
@@ -85,7 +85,7 @@ void aio__anchor_take (lua_State *L, Loop *loop, uint32_t slot) {
 void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->anchors.ref);
   lua_rawgeti(L, -1, slot);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 

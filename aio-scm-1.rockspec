@@ -25,6 +25,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
+  HIREDIS = { header = "hiredis/hiredis.h" },
 }
 
 build = {
@@ -46,11 +47,15 @@ build = {
         "src/core/task.c",
         "src/core/task_object.c",
         "src/core/timer.c",
+        "src/db/redis_call.c",
+        "src/db/redis_conn.c",
+        "src/db/redis_reply.c",
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
         "src/io/address.c",
         "src/io/buf.c",
+        "src/io/connect.c",
         "src/io/dns.c",
         "src/io/file.c",
         "src/io/fs.c",
@@ -71,9 +76,9 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl" },
-      incdirs = { "src", "$(LIBUV_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
+      libraries = { "uv", "curl", "hiredis" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.busted"] = "lua/aio/busted.lua",
@@ -83,6 +88,9 @@ build = {
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
     ["aio.core.testing"] = "lua/aio/core/testing.lua",
+    ["aio.db.redis"] = "lua/aio/db/redis.lua",
+    ["aio.db.redis_conn"] = "lua/aio/db/redis_conn.lua",
+    ["aio.db.redis_pubsub"] = "lua/aio/db/redis_pubsub.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",

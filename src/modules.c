@@ -21,6 +21,7 @@ extern const AioModule aio__module_thread;
 extern const AioModule aio__module_process;
 extern const AioModule aio__module_signal;
 extern const AioModule aio__module_http;
+extern const AioModule aio__module_redis;
 
 const AioModule *const aio__modules[] = {
   &aio__module_req,
@@ -35,6 +36,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_process,
   &aio__module_signal,
   &aio__module_http,
+  &aio__module_redis,
   NULL
 };
 

@@ -72,7 +72,12 @@ static void cancel_all (lua_State *L, Loop *loop, int kill) {
     lua_rawgeti(L, -1, i);
     t = aio__totask(L, -1);
     if (t != NULL && !aio_task_done(t)) {
-      if (!kill) aio__task_cancel(L, loop, t, 0);
+      if (!kill) {
+        aio__task_cancel(L, loop, t, 0);
+        /* one that never started is finished by the scheduler (it may
+        ** have left the ready queue when a memory error stopped it) */
+        if (t->state == AIO_TASK_NEW) aio__ready_push(loop, t);
+      }
       else if (t->co != NULL && t != loop->current) {
         aio__error_new(L, "interrupted", "task killed: aio.run was "
                        "interrupted again while shutting down");

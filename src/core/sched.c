@@ -58,15 +58,29 @@ void aio__ready_clear (Loop *loop) {
 ** Resuming a task
 ** ------------------------------------------------------------------- */
 
+/* Its address is the registry key of a spare coroutine that carries the
+** outcome of tasks that never ran (they never got one of their own). */
+static const char spare_key = 0;
+
+
 /* A task cancelled before it ever ran finishes without running. */
 static void finish_unstarted (lua_State *L, Loop *loop, Task *t) {
-  aio__task_start(loop, t);
+  lua_State *co;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &spare_key) != LUA_TTHREAD) {
+    lua_pop(L, 1);
+    lua_newthread(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &spare_key);
+  }
+  co = lua_tothread(L, -1);
+  lua_pop(L, 1);                       /* kept by the registry */
   aio__push_anchored(L, loop, t->anchor);
   aio__push_cancel_error(L, -1, t);
   lua_remove(L, -2);
-  lua_settop(t->co, 0);
-  lua_pushboolean(t->co, 0);
-  lua_xmove(L, t->co, 1);
+  lua_settop(co, 0);
+  lua_pushboolean(co, 0);
+  lua_xmove(L, co, 1);
+  t->co = co;                          /* for aio__task_finish only */
   aio__task_finish(loop, t, 2);
 }
 

@@ -154,6 +154,8 @@ static int l_spawn (lua_State *L) {
     luaL_typeerror(L, 1, "function");
   lua_settop(L, n);
   aio__check_running(L, loop, "aio.spawn");
+  if (n > LUAI_MAXSTACK - 64)      /* its coroutine must hold them all */
+    aio__usage(L, "aio.spawn: too many arguments");
   t = (Task *)lua_newuserdatauv(L, sizeof(Task), 1);
   memset(t, 0, sizeof *t);
   link_init(&t->wait.link);
@@ -212,7 +214,7 @@ void aio__task_start (Loop *loop, Task *t) {
     lua_getfield(L, -1, "n");
     n = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (!lua_checkstack(co, n + 2)) luaL_error(L, "stack overflow");
+    lua_checkstack(co, n + 2);      /* cannot fail: aio.spawn checked n */
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
       lua_xmove(L, co, 1);

@@ -4,7 +4,8 @@ local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
 local S = require "support.http_servers"
-local async = require "aio.busted"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 local env
 

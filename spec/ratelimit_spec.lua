@@ -1,6 +1,7 @@
 local aio = require "aio"
 local H = require "helper"
-local async = require "aio.busted"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 describe("aio.RateLimiter", function()
   it("lets a burst through, then paces", H.async(function()

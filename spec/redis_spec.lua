@@ -5,7 +5,8 @@
 local aio = require "aio"
 local H = require "helper"
 local S = require "support.redis_server"
-local async = require "aio.busted"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 local describe_redis = S.available() and describe or pending
 

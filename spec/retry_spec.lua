@@ -1,6 +1,7 @@
 local aio = require "aio"
 local H = require "helper"
-local async = require "aio.busted"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 describe("aio.retry", function()
   it("calls again until the function succeeds", H.async(function()

@@ -3,7 +3,8 @@
 local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
-local async = require "aio.busted"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 -- Real seconds that fn() took.
 local function real_time(fn, ...)

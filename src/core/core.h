@@ -187,19 +187,22 @@ typedef enum TaskState {
 ** A task: a Lua coroutine driven by the scheduler. Lives in a userdata of
 ** class aio.Task (switched to its twin aio.Task.failed, which has a __gc
 ** that reports unretrieved errors, when it fails) with one user value:
-** the coroutine while it runs, then its result (one value, or a table
-** {n=...}) or its error; or, once anything else must be kept (name,
-** reason, traceback, callbacks, spawn site: AIO_TF_EXTRA), a table with
-** those fields plus `co` or `value`. Anchored in the loop (slot `anchor`)
-** from spawn until it finishes, so raw Task pointers in the ready queue,
-** the deadline queue and wait lists are always valid.
+** its body until it starts (the function, or {fn, args..., n=} when
+** `packed`), the coroutine while it runs (made when it first runs:
+** aio__task_start), then its result (one value, or a table {n=...}) or
+** its error; or, once anything else must be kept (name, reason,
+** traceback, callbacks, spawn site: AIO_TF_EXTRA), a table with those
+** fields plus `co` (body or coroutine) or `value`. Anchored in the loop
+** (slot `anchor`) from spawn until it finishes, so raw Task pointers in
+** the ready queue, the deadline queue and wait lists are always valid.
 */
 typedef struct Task {
   Waiter wait;          /* in one wait list while WAITING, or in the
                            ready queue (AIO_TF_INREADY) */
   Link awaiters;        /* Waiters to notify when the task finishes */
   Timer timer;          /* sleep / wait timeout */
-  lua_State *co;        /* the coroutine; NULL once finished */
+  lua_State *co;        /* the coroutine; NULL before it starts and
+                           once it finished */
   struct Scope *scope;  /* innermost active cancel scope, or NULL */
   uint32_t id;          /* "task-<id>" */
   uint32_t anchor;      /* slot in the loop's anchor table; 0 = none */

@@ -1,6 +1,18 @@
-# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh) share, sourced
-# after they set WORK (a scratch folder), RAW (the file of tagged RESULT
-# lines) and BENCH_TIMEOUT (seconds a run may take). See LICENSE
+# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh, pg.sh)
+# share, sourced before their functions are called; those use WORK (a
+# scratch folder), RAW (the file of tagged RESULT lines) and BENCH_TIMEOUT
+# (seconds a run may take). See LICENSE
+
+# peers_dir ROOT: the peer benchmarks, ../shared/bench/peers of the
+# checkout at ROOT or of the folder holding the worktrees ($PEERS if set)
+peers_dir() {
+  local d
+  if [ -n "${PEERS:-}" ]; then echo "$PEERS"; return; fi
+  for d in "$1/.." "$1/../.."; do
+    if [ -d "$d/shared/bench/peers" ]; then (cd "$d/shared/bench/peers" && pwd); return; fi
+  done
+  echo "$1/../shared/bench/peers"
+}
 
 # run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
 run() {

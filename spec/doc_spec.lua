@@ -41,7 +41,7 @@ describe("the README reference", function()
   it("has a heading for every module function", function()
     H.load_all(aio)
     need(functions_of(aio), "aio.")
-    for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "testing"}) do
+    for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "pg", "testing"}) do
       need(functions_of(aio[m]), "aio." .. m .. ".")
     end
     need(functions_of(require "aio.busted"), "async.")
@@ -76,6 +76,11 @@ describe("the README reference", function()
     local session <close> = aio.http.Session()
     local registration <close> = aio.signal("SIGUSR2", function() end)
     local group <close> = aio.TaskGroup()
+    local app = aio.http.App()
+    local http_server <close> = aio.http.listen(app)
+    local req, writer
+    app:get("/", function(r) req = r writer = r:respond() end)
+    aio.http.get(http_server.url .. "/")
     local objects = {
       {"task:", aio.spawn(function() end)},
       {"sem:", aio.Semaphore(1)},
@@ -93,6 +98,10 @@ describe("the README reference", function()
       {"server:", server},
       {"session:", session},
       {"registration:", registration},
+      {"app:", app},
+      {"server:", http_server},
+      {"req:", req},
+      {"writer:", writer},
     }
     for _, o in ipairs(objects) do need(methods_of(o[2]), o[1]) end
     need(functions_of(aio.http.Response), "response:")

@@ -154,6 +154,32 @@ describe("examples", function()
     assert.matches("read: first line\nread: second line", out)
     assert.matches("notes.txt is 23 bytes", out)
   end)
+  it("http_server.lua serves its REST API and stops gracefully on SIGTERM", function()
+    local out = run(example("http_server.lua"), "0 --self-test")
+    assert.matches("listening on http://127%.0%.0%.1:%d+", out)
+    assert.matches('items: %[{"[a-z]+":', out)
+    assert.matches("created: 201 {", out)
+    assert.matches("bad JSON: 400", out)
+    assert.matches("POST /items %-> 400", out)
+    assert.matches("deleted: 204", out)
+    assert.matches("missing: 404", out)
+    assert.matches("static: 200 text/html", out)
+    assert.matches("events received: 5", out)
+    assert.matches("SIGTERM: finishing the requests in flight", out)
+    assert.matches("in flight during SIGTERM: 200", out)
+    assert.matches("server stopped", out)
+  end)
+
+  it("gateway_server.lua answers in the slowest backend's time, 504 past its deadline", function()
+    local out = run(example("gateway_server.lua"), "0.1 0.5 0 --self-test")
+    local secs = tonumber(out:match("/page: 200 in ([%d.]+) s"))
+    assert.is_not_nil(secs, out)
+    assert.is_true(secs >= 0.09 and secs < 0.45, out)
+    assert.matches('"reviews":true', out)
+    local slow = tonumber(out:match("/page%?slow=reviews: 504 in ([%d.]+) s"))
+    assert.is_true(slow ~= nil and slow >= 0.45 and slow < 0.95, out)
+  end)
+
   -- the Redis examples start a redis-server of their own, or say that
   -- there is none
   local NO_REDIS = "redis%-server is not installed"
@@ -172,6 +198,15 @@ describe("examples", function()
     assert.matches("warm cache: 5 items in [%d.]+ s, 0 backend calls", out)
     assert.matches("50 concurrent lookups of one cold item: 1 backend call", out)
     assert.matches("ttl of a cached item: %d+ s", out)
+  end)
+
+  it("pg_pool.lua shares a pool, moves money in a transaction, listens", function()
+    local out = run(example("pg_pool.lua"), "'' 300")
+    if out:match("PostgreSQL is not installed") then return end
+    assert.matches("1%. 300 tasks ran 300 queries on 10 connections in [%d.]+ s; the last square is 90000", out)
+    assert.matches("2%. after moving 30: alice 70, bob 30", out)
+    assert.matches("moving 500 failed %(.-check constraint.-, sqlstate 23514%), so nothing moved: alice 70, bob 30", out)
+    assert.matches("3%. the listener got: resize image\n3%. the listener got: send mail\n3%. the listener got: stop", out)
   end)
 
   -- last: the tests above have marked what they ran

@@ -20,8 +20,11 @@ extern const AioModule aio__module_dns;
 extern const AioModule aio__module_thread;
 extern const AioModule aio__module_process;
 extern const AioModule aio__module_signal;
+extern const AioModule aio__module_workers;
 extern const AioModule aio__module_http;
+extern const AioModule aio__module_http_server;
 extern const AioModule aio__module_redis;
+extern const AioModule aio__module_pg;
 
 const AioModule *const aio__modules[] = {
   &aio__module_req,
@@ -35,8 +38,11 @@ const AioModule *const aio__modules[] = {
   &aio__module_thread,
   &aio__module_process,
   &aio__module_signal,
+  &aio__module_workers,
   &aio__module_http,
+  &aio__module_http_server,
   &aio__module_redis,
+  &aio__module_pg,
   NULL
 };
 

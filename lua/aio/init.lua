@@ -70,7 +70,7 @@ coroutine.yield = core.yield
 
 -- The public names provided by Lua modules, loaded on first use: name ->
 -- module. Users only ever see aio.<name>; the module paths follow the
--- layers (core, sync, io, http). A new module adds its line here.
+-- layers (core, sync, io, http, db). A new module adds its line here.
 local lazy = {
   -- core: composition, structured concurrency, retries, testing
   timeout = "aio.core.compose", shield = "aio.core.compose",
@@ -89,11 +89,12 @@ local lazy = {
   -- io: files, sockets, names, threads, processes, signals
   fs = "aio.io.fs", tcp = "aio.io.tcp", dns = "aio.io.dns",
   process = "aio.io.process", to_thread = "aio.io.thread",
-  signal = "aio.io.signal",
+  signal = "aio.io.signal", workers = "aio.io.workers",
   -- http: the client, server and WebSocket (aio.http loads each on use)
   http = "aio.http",
   -- db: database clients
   redis = "aio.db.redis",
+  pg = "aio.db.pg",
 }
 
 setmetatable(aio, {

@@ -38,8 +38,9 @@ static void stop_reading (Stream *s) {
 
 
 /* Closes the stream: waiting readers raise `closed`. Data the kernel took
-** is still delivered; writes still queued are dropped. */
-static void stream_close (IoHandle *io) {
+** is still delivered; writes still queued are dropped. (Also the close of
+** objects that embed a Stream, such as an HTTP server's connection.) */
+void aio__stream_close (IoHandle *io) {
   Stream *s = (Stream *)io;
   stop_reading(s);
   aio__io_close_handle(io, &s->h.handle);
@@ -47,21 +48,23 @@ static void stream_close (IoHandle *io) {
 }
 
 
-static void stream_release (IoHandle *io) {
+void aio__stream_release (IoHandle *io) {
   aio__buf_free(&((Stream *)io)->in.buf);
 }
 
 
-const IoType aio__stream_type = {"stream", stream_close, NULL,
-                                 stream_release};
+const IoType aio__stream_type = {"stream", aio__stream_close, NULL,
+                                 aio__stream_release};
 
 
 /*
-** Allocates a Stream with an initialised TCP handle and no object yet (an
+** Allocates `size` bytes (a Stream, or a struct that starts with one) of
+** I/O type `type` with an initialised TCP handle and no object yet (an
 ** orphan: closing it frees it); NULL if out of memory. Never raises.
 */
-Stream *aio__stream_alloc (Loop *loop, char *scratch) {
-  Stream *s = (Stream *)aio__io_new(loop, sizeof(Stream), &aio__stream_type);
+Stream *aio__stream_new (Loop *loop, char *scratch, size_t size,
+                         const IoType *type) {
+  Stream *s = (Stream *)aio__io_new(loop, size, type);
   if (s == NULL) return NULL;
   if (uv_tcp_init(&loop->uv, &s->h.tcp) != 0) {
     free(s);
@@ -74,6 +77,12 @@ Stream *aio__stream_alloc (Loop *loop, char *scratch) {
   link_init(&s->readers);
   link_init(&s->pending);
   return s;
+}
+
+
+/* A plain Stream (see aio__stream_new). */
+Stream *aio__stream_alloc (Loop *loop, char *scratch) {
+  return aio__stream_new(loop, scratch, sizeof(Stream), &aio__stream_type);
 }
 
 

@@ -272,7 +272,7 @@ static void on_poll (Poller *pp, int status, int events) {
   /* bytes arriving are a sign of life, header lines or not (curl hands
   ** only whole ones over) */
   if ((events & UV_READABLE) && p->req != NULL && p->req->read_ns > 0)
-    p->req->last_ns = aio__hrtime();
+    p->req->last_ns = aio__now(m->loop);
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   curl_multi_socket_action(m->cm, fd, flags, &running);
@@ -305,7 +305,7 @@ static int on_timer (CURLM *cm, long ms, void *ud) {
   (void)cm;
   if (ms < 0) aio__timer_cancel(m->loop, &m->timer.timer);
   else aio__timer_arm(m->loop, &m->timer.timer,
-                      aio__hrtime() + (uint64_t)ms * 1000000u);
+                      aio__now(m->loop) + (uint64_t)ms * 1000000u);
   return 0;
 }
 
@@ -493,7 +493,7 @@ static void add_deferred (HttpMulti *m, uint32_t max, int force) {
   }
   if (freed) admit(m);
   if (!link_empty(&m->deferred) && m->pace.timer.slot == 0)
-    aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+    aio__timer_arm(m->loop, &m->pace.timer, aio__now(m->loop) + HTTP_PACE_NS);
 }
 
 
@@ -535,7 +535,7 @@ static void start (HttpRequest *r) {
     r->deferred = 1;
     link_push(&m->deferred, &r->link);
     if (m->pace.timer.slot == 0)
-      aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+      aio__timer_arm(m->loop, &m->pace.timer, aio__now(m->loop) + HTTP_PACE_NS);
   }
 }
 

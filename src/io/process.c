@@ -210,6 +210,7 @@ static int run_k (lua_State *L, int status, lua_KContext ctx);
 ** does not interrupt it. */
 static int run_wait (lua_State *L, Proc *p, Task *t, int ph) {
   link_push(&p->waiters, &t->wait.link);
+  aio__wait_io(p->io.loop, t);
   if (ph != PH_RUN) return aio__suspend_cleanup(L, t, ph, run_k);
   if (p->deadline != 0)
     aio__timer_arm(p->io.loop, &t->timer, p->deadline);

@@ -4,9 +4,9 @@
 LUA      ?= lua5.4
 BUSTED   ?= busted
 CC       ?= cc
-PKGS      = lua5.4 libuv libcurl
+PKGS      = lua5.4 libuv libcurl libssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl 2>/dev/null || echo -luv -lcurl)
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto 2>/dev/null || echo -luv -lcurl -lssl -lcrypto)
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
             -Wstrict-prototypes

@@ -25,6 +25,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
+  OPENSSL = { header = "openssl/ssl.h" },
 }
 
 build = {
@@ -61,6 +62,7 @@ build = {
         "src/io/signame.c",
         "src/io/stream.c",
         "src/io/tcp.c",
+        "src/io/tls.c",
         "src/io/thread.c",
         "src/io/thread_copy.c",
         "src/modules.c",
@@ -70,9 +72,9 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl" },
-      incdirs = { "src", "$(LIBUV_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)" },
+      libraries = { "uv", "curl", "ssl", "crypto" },
+      incdirs = { "src", "$(LIBUV_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",

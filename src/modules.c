@@ -16,6 +16,7 @@ extern const AioModule aio__module_waitlist;
 extern const AioModule aio__module_watch;
 extern const AioModule aio__module_fs;
 extern const AioModule aio__module_tcp;
+extern const AioModule aio__module_tls;
 extern const AioModule aio__module_dns;
 extern const AioModule aio__module_thread;
 extern const AioModule aio__module_process;
@@ -30,6 +31,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_watch,
   &aio__module_fs,
   &aio__module_tcp,
+  &aio__module_tls,
   &aio__module_dns,
   &aio__module_thread,
   &aio__module_process,

@@ -6,7 +6,8 @@ BUSTED   ?= busted
 CC       ?= cc
 PKGS      = lua5.4 libuv libcurl libssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto 2>/dev/null || echo -luv -lcurl -lssl -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto 2>/dev/null || echo -luv -lcurl -lssl -lcrypto) \
+              -lwslay -lhttp_parser
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
             -Wstrict-prototypes

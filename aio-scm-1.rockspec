@@ -26,6 +26,8 @@ external_dependencies = {
   LIBUV = { header = "uv.h" },
   LIBCURL = { library = "curl" },  -- the header is under the multiarch include dir
   OPENSSL = { header = "openssl/ssl.h" },
+  WSLAY = { header = "wslay/wslay.h" },
+  HTTP_PARSER = { header = "http_parser.h" },
 }
 
 build = {
@@ -49,6 +51,8 @@ build = {
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
+        "src/http/ws_conn.c",
+        "src/http/ws_handshake.c",
         "src/io/address.c",
         "src/io/buf.c",
         "src/io/dns.c",
@@ -72,7 +76,7 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl", "ssl", "crypto" },
+      libraries = { "uv", "curl", "ssl", "crypto", "wslay", "http_parser" },
       incdirs = { "src", "$(LIBUV_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
@@ -83,6 +87,7 @@ build = {
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
     ["aio.http"] = "lua/aio/http/init.lua",
     ["aio.http.client"] = "lua/aio/http/client.lua",
+    ["aio.http.websocket"] = "lua/aio/http/websocket.lua",
     ["aio.io.dns"] = "lua/aio/io/dns.lua",
     ["aio.io.fs"] = "lua/aio/io/fs.lua",
     ["aio.io.process"] = "lua/aio/io/process.lua",

@@ -22,6 +22,7 @@ extern const AioModule aio__module_thread;
 extern const AioModule aio__module_process;
 extern const AioModule aio__module_signal;
 extern const AioModule aio__module_http;
+extern const AioModule aio__module_ws;
 
 const AioModule *const aio__modules[] = {
   &aio__module_req,
@@ -37,6 +38,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_process,
   &aio__module_signal,
   &aio__module_http,
+  &aio__module_ws,
   NULL
 };
 

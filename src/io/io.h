@@ -243,8 +243,10 @@ int aio__stream_read_start (Stream *s);
 void aio__stream_read_stop (Stream *s);
 int aio__stream_wait (lua_State *L, Stream *s, lua_KContext ctx,
                       lua_KFunction k);
-int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b);
-int aio__stream_send (lua_State *L, Stream *s, Buf *b);
+int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b, size_t keep,
+                           size_t wait_above);
+int aio__stream_send (lua_State *L, Stream *s, Buf *b, size_t keep,
+                      size_t wait_above);
 
 /* tls.c: the TLS layer of a Stream (see Stream.tls) */
 int aio__tls_input (Stream *s, const char *data, ssize_t n);

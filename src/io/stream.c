@@ -397,19 +397,25 @@ static void bytes_gc (Req *r) {
 
 /*
 ** Writes the unread bytes of `b` to the socket as they are, after what is
-** queued, and leaves `b` empty (its block freed or handed to the write).
-** What the kernel takes at once is sent; the rest is queued: then, with
-** `L`, a request is pushed for a task to wait on (aio__req_wait; its
-** outcome in Req.status), else the write frees itself. Returns 0 (all
-** sent), 1 (queued) or a libuv error. Never runs Lua; with `L`, raises
-** only on memory errors.
+** queued, and leaves `b` empty (its block kept if not larger than `keep`
+** bytes and all was sent, else freed or handed to the write). What the
+** kernel takes at once is sent; the rest is queued. If then more than
+** `wait_above` bytes are queued and `L` is given, a request is pushed for
+** the task to wait on (aio__req_wait; its outcome in Req.status) and 1
+** returned; else the write frees itself when done and 0 is returned (as
+** when all was sent). A libuv error is returned as is. Never runs Lua;
+** with `L`, raises only on memory errors.
 */
-int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b) {
-  size_t n = aio_buf_avail(b), done = 0;
+int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b, size_t keep,
+                           size_t wait_above) {
+  size_t n = aio_buf_avail(b), done = 0, queued;
   ByteWrite *q;
   uv_buf_t ub;
   int rc;
-  if (n == 0) return 0;
+  if (n == 0) {
+    aio__buf_consume(b, 0, keep);
+    return 0;
+  }
   if (uv_stream_get_write_queue_size(&s->h.stream) == 0) {
     ub = uv_buf_init(aio_buf_head(b), (unsigned)n);
     rc = uv_try_write(&s->h.stream, &ub, 1);
@@ -420,9 +426,11 @@ int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b) {
     }
   }
   if (done == n) {
-    aio__buf_consume(b, n, 0);
+    aio__buf_consume(b, n, keep);
     return 0;
   }
+  queued = uv_stream_get_write_queue_size(&s->h.stream) + (n - done);
+  if (queued <= wait_above) L = NULL;
   if (L != NULL)
     q = (ByteWrite *)aio__req_new(L, s->io.loop, sizeof(ByteWrite), 0);
   else if ((q = (ByteWrite *)calloc(1, sizeof *q)) == NULL) {
@@ -442,26 +450,27 @@ int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b) {
     else lua_pop(L, 1);
     return rc;
   }
-  if (L != NULL) {
-    q->r.gc = bytes_gc;
-    aio__req_start(L, &q->r, -1);
-  }
+  if (L == NULL) return 0;
+  q->r.gc = bytes_gc;
+  aio__req_start(L, &q->r, -1);
   return 1;
 }
 
 
 /*
 ** As aio__stream_write_raw for the bytes of a protocol above the stream:
-** over TLS they are encrypted first. May also return AIO_ETLS.
+** over TLS they are encrypted first (and `b` emptied). May also return
+** AIO_ETLS.
 */
-int aio__stream_send (lua_State *L, Stream *s, Buf *b) {
-  Buf *out = b;
-  if (s->tls != NULL) {
-    int rc = aio__tls_encrypt(s, aio_buf_head(b), aio_buf_avail(b), &out);
-    aio__buf_free(b);
-    if (rc < 0) return rc;
-  }
-  return aio__stream_write_raw(L, s, out);
+int aio__stream_send (lua_State *L, Stream *s, Buf *b, size_t keep,
+                      size_t wait_above) {
+  Buf *out;
+  int rc;
+  if (s->tls == NULL) return aio__stream_write_raw(L, s, b, keep, wait_above);
+  rc = aio__tls_encrypt(s, aio_buf_head(b), aio_buf_avail(b), &out);
+  aio__buf_consume(b, aio_buf_avail(b), keep);
+  if (rc < 0) return rc;
+  return aio__stream_write_raw(L, s, out, 0, wait_above);
 }
 
 
@@ -474,7 +483,7 @@ static int tls_write (lua_State *L, Stream *s, Task *t, int n) {
     const char *p = lua_tolstring(L, i, &len);
     if (len > 0) rc = aio__tls_encrypt(s, p, len, &out);
   }
-  if (rc == 0 && out != NULL) rc = aio__stream_write_raw(L, s, out);
+  if (rc == 0 && out != NULL) rc = aio__stream_write_raw(L, s, out, 0, 0);
   if (rc < 0) return stream_fail(L, s, rc, "write to");
   if (rc == 0) {
     lua_settop(L, 1);

@@ -145,7 +145,7 @@ const char *aio__tls_error (Stream *s) {
 /* Sends what OpenSSL wrote (handshake records, alerts, key updates)
 ** without waiting: 0 or a libuv error. */
 static int flush_out (Stream *s) {
-  return aio__stream_write_raw(NULL, s, &s->tls->out);
+  return aio__stream_write_raw(NULL, s, &s->tls->out, 0, 0);
 }
 
 

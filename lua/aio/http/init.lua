@@ -6,7 +6,9 @@
 local http = require "aio.http.client"
 
 -- name -> module that exports it (e.g. App = "aio.http.server")
-local lazy = {}
+local lazy = {
+  ws_connect = "aio.http.websocket",
+}
 
 return setmetatable(http, {
   __index = function(t, name)

@@ -81,6 +81,7 @@ build = {
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
+    ["aio.core.args"] = "lua/aio/core/args.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",

@@ -2,7 +2,7 @@
 -- and required by specs as `local H = require "helper"`).
 -- it(name, H.async(fn)) runs the test body as a task under aio.run with a
 -- deadline, re-raises its failure with the task's traceback, and fails the
--- test if it leaves tasks running or libuv handles open.
+-- test if it leaves tasks running, deadlines armed or libuv handles open.
 -- See LICENSE
 
 local aio = require "aio"
@@ -26,7 +26,9 @@ local function describe_tasks(list)
 end
 
 --- Runs `fn` as the main task of a fresh aio.run under a deadline and
---- checks that nothing is left behind. Returns fn's results.
+--- checks that nothing is left behind: tasks, armed deadlines (timers:
+--- sleeps, timeouts, I/O deadlines; checked when no task is left) and
+--- libuv handles. Returns fn's results.
 ---@param fn function
 ---@param opts? {timeout?: number, allow_tasks?: boolean}
 function H.run(fn, opts)
@@ -41,7 +43,16 @@ function H.run(fn, opts)
   end
   return aio.run(function()
     local handles = core.stats().handles
-    local res = table.pack(xpcall(aio.timeout, handler, deadline, fn))
+    local timers_left
+    -- Counted inside the deadline scope, before and after the body, so
+    -- that the scope's own deadline is in both counts.
+    local function body()
+      local timers = core.stats().timers
+      local r = table.pack(fn())
+      timers_left = core.stats().timers - timers
+      return table.unpack(r, 1, r.n)
+    end
+    local res = table.pack(xpcall(aio.timeout, handler, deadline, body))
     local me = aio.current()
     local left = {}
     for _, t in ipairs(aio.tasks()) do
@@ -62,6 +73,9 @@ function H.run(fn, opts)
     if #left > 0 and not opts.allow_tasks then
       for _, t in ipairs(left) do t:cancel() end
       error(("test left %d task(s) running: %s"):format(#left, describe_tasks(left)), 0)
+    end
+    if #left == 0 and timers_left > 0 then
+      error(("test left %d timer(s) armed"):format(timers_left), 0)
     end
     local now = core.stats().handles
     if now > handles then

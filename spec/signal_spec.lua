@@ -115,7 +115,7 @@ describe("aio.signal", function()
     H.raises("usage", aio.signal, "STOP", print)
     H.raises("usage", aio.signal, "SIGSEGV", print)
     assert.has_error(function() aio.signal(15, print) end, "bad argument #1 to 'signal' (string expected, got number)")
-    assert.has_error(function() aio.signal("SIGTERM") end, "bad argument #2 to 'signal' (function expected, got nil)")
+    assert.has_error(function() aio.signal("SIGTERM") end, "bad argument #2 to 'signal' (function expected, got no value)")
   end))
 
   it("needs a running loop", function()

@@ -11,12 +11,13 @@
 ** that resumes tasks), tasks, deadlines (timer.c: one uv_timer over a
 ** 4-ary heap with FIFO lanes), cancel scopes, errors, object classes and
 ** the end-of-run clean-up; it names no module. src/sync/ holds the wait
-** lists under aio.sync and aio.queue, src/io/ the I/O layer and its
-** modules, src/http/ the HTTP client. A module is a set of files in its
-** layer's folder plus one line in src/modules.c (name, opener, clean-up)
-** and its sources in the rockspec. Models to read: io/dns.c (a request
-** based module end to end), sync/waitlist.c with lua/aio/sync.lua (a wait
-** list and primitives built on it in Lua), core/sched.c and core/timer.c.
+** lists under lua/aio/sync/, src/io/ the I/O layer and its modules,
+** src/http/ the HTTP client. A module is a set of files in its layer's
+** folder, its descriptor (name, opener, clean-up) and one line in
+** src/modules.c, and its sources in the rockspec. Models to read:
+** io/dns.c (a request-based module end to end), sync/waitlist.c with
+** lua/aio/sync/primitives.lua (a wait list and primitives built on it in
+** Lua), core/sched.c and core/timer.c.
 **
 ** 1. Suspending. A function that waits calls `t = aio__task_enter(L, loop,
 **    "aio.x.y")` first (raises `usage` outside a task, and the pending

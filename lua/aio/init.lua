@@ -58,9 +58,7 @@ aio.is_error = core.is_error
 ---@param on boolean
 ---@param slow? number
 function aio.set_debug(on, slow)
-  if slow ~= nil and type(slow) ~= "number" then
-    error("bad argument #2 to 'set_debug' (number expected, got " .. type(slow) .. ")", 2)
-  end
+  if slow ~= nil then require("aio.core.args").check(slow, "number", 2, "set_debug") end
   core.set_debug(on, slow)
 end
 

@@ -4,10 +4,23 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
-local current = core.current
+local current, spawn = core.current, core.spawn
 
 local M = {}
+
+--- Starts `obj`'s background task, `fn(...)`, named `name`; returns obj.
+---@param obj table
+---@param name string
+---@param fn function
+---@return table obj
+function M.start(obj, name, fn, ...)
+  local t = spawn(fn, ...)
+  t.name = name
+  obj._task = t
+  return obj
+end
 
 --- Closes `obj` once: calls `stop(obj)`, then, from a task that may
 --- suspend, waits for `obj._task` to end. Harmless when repeated.
@@ -21,6 +34,18 @@ function M.close(obj, stop)
   local me = current()
   if me and me ~= t and not t:done() and coroutine.isyieldable() then
     t:await()
+  end
+end
+
+--- The close() method of the objects of `class`: checks its receiver,
+--- then closes it with `stop` (see M.close).
+---@param class table
+---@param stop fun(obj: table)
+---@return fun(self: table)
+function M.closer(class, stop)
+  return function(self)
+    args.self(self, class, "close")
+    M.close(self, stop)
   end
 end
 

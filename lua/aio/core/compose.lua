@@ -4,18 +4,14 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local spawn, is_task, task_state = core.spawn, core.is_task, core.task_state
 local watch, now = core.watch, core.now
-local select, type, getmetatable = select, type, getmetatable
+local callable, argerror, typename = args.is_callable, args.error, args.typename
+local select, type = select, type
 
 local M = {}
-
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
 
 --- Turns gather-style arguments (functions or tasks, or one array of them)
 --- into an array of tasks, spawning the functions. Returns the array and
@@ -32,8 +28,7 @@ local function collect(fname, ...)
   for i = 1, nargs do
     local v = items[i]
     if not (is_task(v) or callable(v)) then
-      error(("bad argument #%d to '%s' (function or task expected, got %s)")
-        :format(array and 1 or i, fname, type(v)), 3)
+      argerror(array and 1 or i, fname, "function or task expected, got " .. typename(v))
     end
   end
   for i = 1, nargs do
@@ -85,12 +80,7 @@ function M.gather(...)
   local tasks, array = collect("gather", ...)
   local n = #tasks
   local failed = watch_all(tasks, true)
-  if failed then
-    local err = failed:error()
-    cancel_all(tasks)
-    wait_all(tasks)
-    error(err, 0)
-  end
+  if failed then abandon(tasks, failed:error()) end
   local results = {n = n}
   for i = 1, n do results[i] = first_value(tasks[i]) end
   if array then return results end
@@ -118,20 +108,9 @@ end
 
 local RETURN_WHEN = {all = true, first = true, first_error = true}
 
-local function check_timeout(timeout, arg, fname)
-  if timeout == nil then return nil end
-  if type(timeout) ~= "number" then
-    error(("bad argument #%d to '%s' (number expected, got %s)"):format(arg, fname, type(timeout)), 3)
-  end
-  if timeout ~= timeout then
-    error(("bad argument #%d to '%s' (timeout is NaN)"):format(arg, fname), 3)
-  end
-  return timeout < 0 and 0 or timeout
-end
-
 local function task_array(tasks, fname)
   if type(tasks) ~= "table" or is_task(tasks) then
-    error(("bad argument #1 to '%s' (array of tasks expected, got %s)"):format(fname, type(tasks)), 3)
+    argerror(1, fname, "array of tasks expected, got " .. typename(tasks))
   end
   return (collect(fname, tasks))
 end
@@ -141,15 +120,13 @@ end
 --- done (in completion order) and those still pending (in input order).
 function M.wait(tasks, opts)
   tasks = task_array(tasks, "wait")
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'wait' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  local timeout = check_timeout(opts.timeout, 2, "wait")
+  opts = args.opts(opts, 2, "wait")
+  local timeout = opts.timeout
+  if timeout ~= nil then timeout = args.duration(timeout, 2, "wait", "timeout") end
   local when = opts.return_when or "all"
   if not RETURN_WHEN[when] then
-    error(("bad argument #2 to 'wait' (return_when must be \"all\", \"first\" or \"first_error\", got %s)")
-      :format(tostring(when)), 2)
+    argerror(2, "wait", "return_when must be \"all\", \"first\" or \"first_error\", got "
+      .. tostring(when))
   end
   local deadline = timeout and now() + timeout
   local done, is_done = {}, {}
@@ -174,7 +151,7 @@ end
 --- Raises `timeout` when `timeout` seconds pass first.
 function M.as_completed(tasks, timeout)
   tasks = task_array(tasks, "as_completed")
-  timeout = check_timeout(timeout, 2, "as_completed")
+  if timeout ~= nil then timeout = args.duration(timeout, 2, "as_completed") end
   local deadline = timeout and now() + timeout
   local w = watch(tasks)
   local function iter()
@@ -214,7 +191,7 @@ function M.first(...)
     first_failed = first_failed or e
   end
   if #tasks == 0 then
-    error(core.Error("usage", "aio.first needs at least one function or task"), 2)
+    args.usage("aio.first needs at least one function or task")
   end
   error(first_failed, 0)
 end

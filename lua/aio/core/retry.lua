@@ -1,22 +1,50 @@
 --- aio.retry: calls a function until it returns without error, sleeping
--- with exponential backoff (and jitter) between attempts.
--- See LICENSE
+-- with exponential backoff (and jitter) between attempts. The one retry
+-- loop: the HTTP client's `retries` runs on it too. See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
-local is_error = core.is_error
+local is_error, sleep = core.is_error, core.sleep
+local pack, unpack, random = table.pack, table.unpack, math.random
 
-local function check_number(opts, key, dflt, min)
-  local v = opts[key]
-  if v == nil then return dflt end
-  if type(v) ~= "number" or v ~= v or v < min then
-    error(("bad argument #2 to 'retry' (opts.%s must be a number >= %g, got %s)")
-      :format(key, min, tostring(v)), 4)
+local M = {}
+
+local function always() return true end
+
+--- The loop, for options already checked: calls `fn()` up to `o.attempts`
+--- times until it returns; between attempts sleeps `o.delay` (capped at
+--- `o.max_delay`, scaled by a random factor in [0.5, 1) when `o.jitter`),
+--- the delay growing by `o.factor` each time. An error that is
+--- `cancelled` or `usage`, or that `o.retry_on(err)` refuses, or the last
+--- attempt's error, is raised.
+---@param fn function
+---@param o {attempts: integer, delay: number, factor: number, max_delay: number, jitter: boolean, retry_on: fun(err: any): boolean}
+function M.loop(fn, o)
+  local attempts, delay, retry_on = o.attempts, o.delay, o.retry_on
+  for attempt = 1, attempts do
+    local r = pack(pcall(fn))
+    if r[1] then return unpack(r, 2, r.n) end
+    local err = r[2]
+    if attempt == attempts or is_error(err, "cancelled") or is_error(err, "usage")
+       or not retry_on(err) then
+      error(err, 0)
+    end
+    local d = delay < o.max_delay and delay or o.max_delay
+    if o.jitter then d = d * (0.5 + 0.5 * random()) end
+    sleep(d)
+    delay = delay * o.factor
   end
-  return v
 end
 
-local function default_retry_on() return true end
+-- Option `key` of aio.retry: a number >= min, or `dflt` when absent.
+local function at_least(opts, key, dflt, min)
+  local v = opts[key]
+  if v == nil then return dflt end
+  v = args.number(v, 2, "retry", "opts." .. key)
+  if v < min then args.error(2, "retry", ("opts.%s must be at least %g"):format(key, min)) end
+  return v
+end
 
 --- Calls `fn()` until it returns without error; returns its results.
 --- opts.attempts (3), opts.delay (first backoff, 0.5 s), opts.factor (2),
@@ -26,40 +54,19 @@ local function default_retry_on() return true end
 --- last error.
 ---@param fn function
 ---@param opts? {attempts?: integer, delay?: number, factor?: number, max_delay?: number, jitter?: boolean, retry_on?: fun(err: any): boolean}
-local function retry(fn, opts)
-  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-    error("bad argument #1 to 'retry' (function expected, got " .. type(fn) .. ")", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'retry' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  local attempts = opts.attempts or 3
-  if math.type(attempts) ~= "integer" or attempts < 1 then
-    error("bad argument #2 to 'retry' (opts.attempts must be an integer >= 1, got "
-      .. tostring(attempts) .. ")", 2)
-  end
-  local delay = check_number(opts, "delay", 0.5, 0)
-  local factor = check_number(opts, "factor", 2, 1)
-  local max_delay = check_number(opts, "max_delay", 30, 0)
-  local jitter = opts.jitter ~= false
-  local retry_on = opts.retry_on or default_retry_on
-  if type(retry_on) ~= "function" then
-    error("bad argument #2 to 'retry' (opts.retry_on must be a function)", 2)
-  end
-  for attempt = 1, attempts do
-    local r = table.pack(pcall(fn))
-    if r[1] then return table.unpack(r, 2, r.n) end
-    local err = r[2]
-    if attempt == attempts or is_error(err, "cancelled") or is_error(err, "usage")
-       or not retry_on(err) then
-      error(err, 0)
-    end
-    local d = delay < max_delay and delay or max_delay
-    if jitter then d = d * (0.5 + 0.5 * math.random()) end
-    core.sleep(d)
-    delay = delay * factor
-  end
+function M.retry(fn, opts)
+  args.callable(fn, 1, "retry")
+  opts = args.opts(opts, 2, "retry")
+  local retry_on = opts.retry_on
+  if retry_on == nil then retry_on = always end
+  return M.loop(fn, {
+    attempts = args.count(opts.attempts, 2, "retry", "opts.attempts", 1) or 3,
+    delay = at_least(opts, "delay", 0.5, 0),
+    factor = at_least(opts, "factor", 2, 1),
+    max_delay = at_least(opts, "max_delay", 30, 0),
+    jitter = opts.jitter ~= false,
+    retry_on = args.callable(retry_on, 2, "retry", "opts.retry_on"),
+  })
 end
 
-return { retry = retry }
+return M

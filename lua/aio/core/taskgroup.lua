@@ -6,6 +6,7 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local spawn, task_state = core.spawn, core.task_state
 
@@ -15,11 +16,7 @@ local TaskGroup = {}
 TaskGroup.__index = TaskGroup
 TaskGroup.__name = "aio.TaskGroup"
 
-local function check(self, fname)
-  if getmetatable(self) ~= TaskGroup then
-    error(("bad argument #1 to '%s' (aio.TaskGroup expected, got %s)"):format(fname, type(self)), 3)
-  end
-end
+local check = args.self
 
 local function cancel_children(g)
   for _, t in ipairs(g._tasks) do t:cancel() end
@@ -63,10 +60,9 @@ end
 ---@param fn function
 ---@return aio.Task
 function TaskGroup:spawn(fn, ...)
-  check(self, "spawn")
-  if self._closed then
-    error(core.Error("usage", "spawn on a TaskGroup that was closed"), 2)
-  end
+  check(self, TaskGroup, "spawn")
+  args.callable(fn, 1, "spawn")
+  if self._closed then args.usage("spawn on a TaskGroup that was closed") end
   local t = spawn(fn, ...)
   self._tasks[#self._tasks + 1] = t
   self._pending = self._pending + 1
@@ -77,7 +73,7 @@ end
 --- Waits for every child; raises the first child error, if any. If the
 --- caller is cancelled meanwhile, the children are cancelled and waited for.
 function TaskGroup:wait()
-  check(self, "wait")
+  check(self, TaskGroup, "wait")
   local ok, err = pcall(wait_children, self)
   if not ok then
     cancel_children(self)
@@ -94,6 +90,7 @@ end
 --- first; either way all are waited for. Raises the first child error
 --- (which also replaces the cancellation the group caused in the body).
 function TaskGroup:__close(err)
+  check(self, TaskGroup, "close")
   if self._closed then return end
   self._closed = true
   local ok, werr = true, nil
@@ -117,6 +114,7 @@ end
 TaskGroup.close = TaskGroup.__close
 
 function TaskGroup:__tostring()
+  check(self, TaskGroup, "__tostring")
   return ("aio.TaskGroup(%d running, %d errors)"):format(self._pending, #self.errors)
 end
 

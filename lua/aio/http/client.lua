@@ -7,8 +7,12 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
+local retry = require "aio.core.retry"
 
-local Error, is_error, sleep = core.Error, core.is_error, core.sleep
+local Error, is_error = core.Error, core.is_error
+local argerror, usage, option, count = args.error, args.usage, args.option, args.count
+local check = args.self
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local setmetatable, error, pcall = setmetatable, error, pcall
 local concat, sort = table.concat, table.sort
@@ -59,123 +63,66 @@ local REASONS = {
 
 
 -- ---------------------------------------------------------------------
--- Argument checking
+-- Options
 -- ---------------------------------------------------------------------
 
-local SRC = debug.getinfo(1, "S").source
-
--- The stack level (as its caller counts) of the first Lua function outside
--- this file: where a misuse is reported.
-local function user_level()
-  local k = 3
-  while true do
-    local info = debug.getinfo(k, "S")
-    if info == nil then return 2 end
-    if info.source ~= SRC and info.what ~= "C" then return k - 1 end
-    k = k + 1
-  end
-end
-
-local function argerror(n, fname, msg)
-  error(fmt("bad argument #%d to '%s' (%s)", n, fname, msg), user_level())
-end
-
--- Raises a `usage` error located at the user's call.
-local function usage(msg)
-  local info = debug.getinfo(user_level(), "Sl")
-  local where = ""
-  if info and info.currentline and info.currentline > 0 then
-    where = info.short_src .. ":" .. info.currentline .. ": "
-  end
-  error(Error("usage", where .. msg), 0)
-end
-
--- Raises unless every key of `opts` is in `known`.
-local function check_keys(opts, known, n, fname)
-  for k in pairs(opts) do
-    if not known[k] then
-      argerror(n, fname, fmt("unknown option '%s'", tostring(k)))
-    end
-  end
-end
-
 -- A duration option: a number (negative means 0), or false/nil (none).
-local function duration(v, name, n, fname)
+local function seconds(v, n, fname, label)
   if v == nil or v == false then return v end
-  if type(v) ~= "number" then
-    argerror(n, fname, fmt("option '%s' must be a number of seconds, got %s",
-      name, type(v)))
-  end
-  if v ~= v then argerror(n, fname, fmt("option '%s' is NaN", name)) end
-  return v < 0 and 0 or v
+  return args.duration(v, n, fname, label)
 end
 
-local function count(v, name, default, n, fname)
-  if v == nil then return default end
-  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
-    argerror(n, fname, fmt("option '%s' must be a whole number, got %s", name,
-      type(v) == "number" and tostring(v) or type(v)))
-  end
-  if v < 0 then argerror(n, fname, fmt("option '%s' must not be negative", name)) end
-  return math.tointeger(v)
-end
-
-local function check_type(v, t, name, n, fname)
-  if v ~= nil and type(v) ~= t then
-    argerror(n, fname, fmt("option '%s' must be a %s, got %s", name, t, type(v)))
-  end
-  return v
-end
+local TIMEOUT_KEYS = { total = true, connect = true, read = true }
 
 -- timeout: a number (total seconds) or {total=, connect=, read=}; false
 -- turns every timeout off. Returns {total=, connect=, read=} (false: off).
 local function timeouts(v, n, fname)
   if v == false then return { total = false, connect = false, read = false } end
-  if type(v) == "number" then return { total = duration(v, "timeout", n, fname) } end
+  if type(v) == "number" then
+    return { total = args.duration(v, n, fname, "option 'timeout'") }
+  end
   if type(v) ~= "table" then
     argerror(n, fname, "option 'timeout' must be a number or a table {total=, connect=, read=}")
   end
-  for k in pairs(v) do
-    if k ~= "total" and k ~= "connect" and k ~= "read" then
-      argerror(n, fname, fmt("unknown timeout '%s' (total, connect or read)", tostring(k)))
-    end
-  end
-  return { total = duration(v.total, "timeout.total", n, fname),
-           connect = duration(v.connect, "timeout.connect", n, fname),
-           read = duration(v.read, "timeout.read", n, fname) }
+  args.keys(v, TIMEOUT_KEYS, n, fname, "timeout")
+  return { total = seconds(v.total, n, fname, "option 'timeout.total'"),
+           connect = seconds(v.connect, n, fname, "option 'timeout.connect'"),
+           read = seconds(v.read, n, fname, "option 'timeout.read'") }
 end
 
+-- Raised inside the retry loop when a response has a status to retry.
+local RETRY_STATUS = setmetatable({}, { __tostring = function() return "retry status" end })
+
+-- What the retry loop retries: a status listed, or a failure a new
+-- attempt may cure.
+local function retry_on(err)
+  return err == RETRY_STATUS or (is_error(err) and RETRY_KINDS[err.kind] == true)
+end
+
+local RETRIES_KEYS = { attempts = true, statuses = true, delay = true, factor = true,
+  max_delay = true }
+
+-- retries: {attempts=, statuses=, delay=, factor=, max_delay=} -> the
+-- options of aio.core.retry's loop plus `statuses` (a set); false: none.
 local function check_retries(v, n, fname)
   if v == nil or v == false then return false end
   if type(v) ~= "table" then
     argerror(n, fname, "option 'retries' must be a table {attempts=, statuses=}")
   end
-  for k in pairs(v) do
-    if k ~= "attempts" and k ~= "statuses" and k ~= "delay" and k ~= "factor"
-       and k ~= "max_delay" then
-      argerror(n, fname, fmt("unknown retries option '%s'", tostring(k)))
-    end
-  end
+  args.keys(v, RETRIES_KEYS, n, fname, "retries option")
   local statuses = {}
-  for _, s in ipairs(check_type(v.statuses, "table", "retries.statuses", n, fname) or {}) do
+  for _, s in ipairs(option(v.statuses, "table", n, fname, "option 'retries.statuses'") or {}) do
     if math.type(s) ~= "integer" then
-      argerror(n, fname, "retries.statuses must be an array of status codes")
+      argerror(n, fname, "option 'retries.statuses' must be an array of status codes")
     end
     statuses[s] = true
   end
-  local attempts = count(v.attempts, "retries.attempts", 3, n, fname)
-  if attempts < 1 then argerror(n, fname, "retries.attempts must be at least 1") end
-  return { attempts = attempts, statuses = statuses,
-    delay = duration(v.delay, "retries.delay", n, fname) or 0.25,
-    factor = check_type(v.factor, "number", "retries.factor", n, fname) or 2,
-    max_delay = duration(v.max_delay, "retries.max_delay", n, fname) or 30 }
-end
-
-local function check_string(v, name, n, fname)
-  if type(v) ~= "string" then
-    argerror(n, fname, fmt("option '%s' must be a string, got %s", name, type(v)))
-  end
-  return v
+  return { statuses = statuses,
+    attempts = count(v.attempts, n, fname, "option 'retries.attempts'", 1) or 3,
+    delay = seconds(v.delay, n, fname, "option 'retries.delay'") or 0.25,
+    factor = option(v.factor, "number", n, fname, "option 'retries.factor'") or 2,
+    max_delay = seconds(v.max_delay, n, fname, "option 'retries.max_delay'") or 30,
+    jitter = false, retry_on = retry_on }
 end
 
 
@@ -286,6 +233,7 @@ http.Response = Response
 --- as fields `name` and `value`), repeated headers kept apart.
 ---@return {[1]: string, [2]: string, name: string, value: string}[]
 function Response:header_list()
+  check(self, Response, "header_list")
   local h, list = self._h, {}
   for i = 1, #h, 2 do
     list[#list + 1] = { h[i], h[i + 1], name = h[i], value = h[i + 1] }
@@ -296,6 +244,7 @@ end
 --- The whole body (suspends for a streamed response until it is read).
 ---@return string
 function Response:read_all()
+  check(self, Response, "read_all")
   if self.body ~= nil then return self.body end
   local req = self._req
   local parts, n = {}, 0
@@ -313,12 +262,14 @@ end
 --- The body as text (Lua strings are bytes: no decoding).
 ---@return string
 function Response:text()
+  check(self, Response, "text")
   return self.body or self:read_all()
 end
 
 --- The body decoded as JSON (lua-cjson); invalid JSON raises `protocol`.
 ---@return any
 function Response:json()
+  check(self, Response, "json")
   local ok, v = pcall(cjson().decode, self:text())
   if not ok then
     error(Error("protocol", fmt("%s %s: the response body is not valid JSON: %s",
@@ -332,6 +283,7 @@ end
 --- 4xx/5xx status; returns the response otherwise.
 ---@return aio.http.Response
 function Response:raise_for_status()
+  check(self, Response, "raise_for_status")
   local s = self.status
   if s >= 400 then
     error(Error("http", fmt("%d %s (%s %s)", s, REASONS[s] or
@@ -346,6 +298,7 @@ end
 --- `for chunk in resp:chunks() do ... end`
 ---@return fun(): string|nil
 function Response:chunks()
+  check(self, Response, "chunks")
   local req = self._req
   if req ~= nil and self.body == nil then
     return function() return req:read() end
@@ -362,6 +315,7 @@ end
 --- Closes the response: a streamed transfer that is not finished is
 --- aborted and its connection freed. Also `local r <close> = ...`.
 function Response:close()
+  check(self, Response, "close")
   local req = self._req
   if req ~= nil then req:close() end
 end
@@ -380,6 +334,7 @@ local HeadersMT = {
 }
 
 function Response:__tostring()
+  check(self, Response, "__tostring")
   return fmt("aio.http.Response(%d %s)", self.status, self.url)
 end
 
@@ -415,20 +370,20 @@ local default              -- the default session (of the current run)
 local function fill_spec(spec, o, n, fname)
   if o.follow_redirects ~= nil then spec.follow = not not o.follow_redirects end
   if o.max_redirects ~= nil then
-    spec.max_redirects = count(o.max_redirects, "max_redirects", 10, n, fname)
+    spec.max_redirects = count(o.max_redirects, n, fname, "option 'max_redirects'", 0) or 10
   end
   if o.verify ~= nil then spec.verify = not not o.verify end
   -- false turns a session's ca_file, proxy, max_body or auth off
   if o.ca_file ~= nil then
-    spec.ca_file = o.ca_file ~= false and check_string(o.ca_file, "ca_file", n, fname)
+    spec.ca_file = o.ca_file ~= false and option(o.ca_file, "string", n, fname, "option 'ca_file'")
   end
   if o.proxy ~= nil then
-    spec.proxy = o.proxy ~= false and check_string(o.proxy, "proxy", n, fname)
+    spec.proxy = o.proxy ~= false and option(o.proxy, "string", n, fname, "option 'proxy'")
   end
   if o.stream ~= nil then spec.stream = not not o.stream end
   if o.decompress ~= nil then spec.decompress = not not o.decompress end
   if o.max_body ~= nil then
-    spec.max_body = o.max_body ~= false and count(o.max_body, "max_body", nil, n, fname)
+    spec.max_body = o.max_body ~= false and count(o.max_body, n, fname, "option 'max_body'", 0)
   end
   if o.http_version ~= nil then
     local v = o.http_version
@@ -467,22 +422,19 @@ end
 ---@return aio.http.Session
 function http.Session(opts)
   local fname = "Session"
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(1, fname, "table expected, got " .. type(opts))
-  end
-  opts = opts or {}
-  check_keys(opts, SESSION_OPTS, 1, fname)
+  opts = args.opts(opts, 1, fname, SESSION_OPTS)
   local self = setmetatable({}, Session)
   if opts.base_url ~= nil then
-    local b = check_string(opts.base_url, "base_url", 1, fname)
+    local b = option(opts.base_url, "string", 1, fname, "option 'base_url'")
     local scheme = b:match("^(%a[%w+.-]*)://")
     if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
       usage(fmt("base_url must be an absolute http or https URL, got '%s'", b))
     end
     self.base_url = b
   end
-  self.max_connections = count(opts.max_connections, "max_connections", 100, 1, fname)
-  self.max_per_host = count(opts.max_per_host, "max_per_host", 0, 1, fname)
+  self.max_connections = count(opts.max_connections, 1, fname, "option 'max_connections'", 0)
+    or 100
+  self.max_per_host = count(opts.max_per_host, 1, fname, "option 'max_per_host'", 0) or 0
   self.cookies = not not opts.cookies
   self._retries = check_retries(opts.retries, 1, fname)
   self._timeout = opts.timeout ~= nil and timeouts(opts.timeout, 1, fname)
@@ -492,8 +444,8 @@ function http.Session(opts)
   spec_timeouts(spec, self._timeout)
   self._spec = spec
   self._spec_mt = { __index = spec }
-  local headers = check_type(opts.headers, "table", "headers", 1, fname) or {}
-  local ua = check_type(opts.user_agent, "string", "user_agent", 1, fname)
+  local headers = option(opts.headers, "table", 1, fname, "option 'headers'") or {}
+  local ua = option(opts.user_agent, "string", 1, fname, "option 'user_agent'")
   local entries = {}
   for _, e in ipairs(header_entries(headers)) do
     if e.line then entries[#entries + 1] = e end
@@ -531,7 +483,7 @@ local function prepare(self, method, o, n, fname)
   local lines = {}
   local req
   if o.headers ~= nil then
-    req = header_entries(check_type(o.headers, "table", "headers", n, fname))
+    req = header_entries(option(o.headers, "table", n, fname, "option 'headers'"))
     for _, e in ipairs(req) do present[e.lname] = true end
   end
   for _, e in ipairs(entries) do
@@ -547,14 +499,14 @@ local function prepare(self, method, o, n, fname)
     + (o.form ~= nil and 1 or 0)
   if given > 1 then usage("give only one of the options body, json and form") end
   if o.body ~= nil then
-    body = check_type(o.body, "string", "body", n, fname)
+    body = option(o.body, "string", n, fname, "option 'body'")
     ctype = "application/octet-stream"
   elseif o.json ~= nil then
     local ok, s = pcall(cjson().encode, o.json)
     if not ok then usage("cannot encode option 'json': " .. tostring(s)) end
     body, ctype = s, "application/json"
   elseif o.form ~= nil then
-    body = urlencode(check_type(o.form, "table", "form", n, fname), "form")
+    body = urlencode(option(o.form, "table", n, fname, "option 'form'"), "form")
     ctype = "application/x-www-form-urlencoded"
   end
   if body ~= nil then
@@ -588,24 +540,23 @@ local function resolve(self, url, query)
   return url
 end
 
+-- Sends the request; an idempotent one with `retries` goes through the
+-- retry loop (aio.retry's), which also retries the statuses listed until
+-- the last attempt, whose response is returned whatever its status.
 local function send(eng, method, url, lines, body, spec, retries)
   if not retries or not IDEMPOTENT[method] then
     return eng:request(method, url, lines, body, spec)
   end
-  local delay = retries.delay
-  for attempt = 1, retries.attempts do
-    local ok, res = pcall(eng.request, eng, method, url, lines, body, spec)
-    local last = attempt == retries.attempts
-    if ok then
-      if last or not retries.statuses[res.status] then return res end
+  local attempt, statuses, last = 0, retries.statuses, retries.attempts
+  return retry.loop(function()
+    attempt = attempt + 1
+    local res = eng:request(method, url, lines, body, spec)
+    if attempt < last and statuses[res.status] then
       res:close()
-    elseif last or not (is_error(res) and RETRY_KINDS[res.kind]) then
-      error(res, 0)
+      error(RETRY_STATUS, 0)
     end
-    sleep(delay)
-    delay = delay * retries.factor
-    if delay > retries.max_delay then delay = retries.max_delay end
-  end
+    return res
+  end, retries)
 end
 
 -- Valid methods seen so far -> their upper-case form (a few dozen at most).
@@ -626,12 +577,8 @@ local function request(self, fname, n, method, url, opts)
     end
   end
   method = m
-  if type(url) ~= "string" then
-    argerror(n + 1, fname, "string expected, got " .. type(url))
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(n + 2, fname, "table expected, got " .. type(opts))
-  end
+  args.check(url, "string", n + 1, fname)
+  if opts ~= nil then args.check(opts, "table", n + 2, fname) end
   if core.current() == nil then
     usage(fmt("aio.http.%s suspends and must be called inside a task (a "
       .. "function run by aio.run or aio.spawn)", fname))
@@ -645,7 +592,7 @@ local function request(self, fname, n, method, url, opts)
     url = resolve(self, url)
     if WITH_BODY[method] then lines = self._lines_nobody end
   else
-    check_keys(opts, REQUEST_OPTS, n + 2, fname)
+    args.keys(opts, REQUEST_OPTS, n + 2, fname)
     url = resolve(self, url, opts.query)
     lines, body = prepare(self, method, opts, n + 2, fname)
     local custom
@@ -678,6 +625,7 @@ end
 ---@param opts? table see the module documentation
 ---@return aio.http.Response
 function Session:request(method, url, opts)
+  check(self, Session, "request")
   return request(self, "request", 1, method, url, opts)
 end
 
@@ -690,6 +638,7 @@ for _, verb in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
   local method = verb:upper()
   local nobody = WITH_BODY[method]
   Session[verb] = function(self, url, opts)
+    check(self, Session, verb)
     if opts == nil and not self._retries and not self._closed and type(url) == "string"
        and find(url, "^https?://") and current() then
       return (self._eng or engine(self)):request(method, url,
@@ -702,6 +651,7 @@ end
 --- Closes the session: requests in flight raise `closed`, its pooled
 --- connections close. Idempotent; also `local s <close> = Session()`.
 function Session:close()
+  check(self, Session, "close")
   self._closed = true
   local eng = self._eng
   if eng ~= nil then eng:close() end
@@ -711,12 +661,14 @@ Session.__close = Session.close
 
 --- Is the session closed?
 function Session:closed()
+  check(self, Session, "closed")
   return self._closed == true or (self._eng ~= nil and self._eng:closed())
 end
 
 --- Counters of the session's engine (active, waiting, easy, spare, polls,
 --- watched, hosts), for debugging and tests.
 function Session:stats()
+  check(self, Session, "stats")
   if self._eng == nil then
     return { active = 0, waiting = 0, easy = 0, spare = 0, polls = 0, watched = 0, hosts = 0 }
   end
@@ -724,6 +676,7 @@ function Session:stats()
 end
 
 function Session:__tostring()
+  check(self, Session, "__tostring")
   return fmt("aio.http.Session(%s)", self:closed() and "closed" or "open")
 end
 

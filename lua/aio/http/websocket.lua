@@ -5,6 +5,7 @@
 -- a request with `req:websocket()`. See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 local tcp = require "aio.io.tcp"
 
 local cws = core.ws
@@ -33,15 +34,14 @@ function WebSocket:messages()
   return WebSocket.receive, self
 end
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror = args.error
 
-local function check_number(v, name, n, fname)
-  if v ~= nil and (type(v) ~= "number" or v ~= v) then
-    argerror(n, fname, name .. " must be a number")
-  end
-  return v
+-- The options common to both ends (argument `n` of `fname`): heartbeat,
+-- close_timeout, max_message.
+local function check_common(opts, n, fname)
+  if opts.heartbeat ~= nil then args.duration(opts.heartbeat, n, fname, "heartbeat") end
+  if opts.close_timeout ~= nil then args.duration(opts.close_timeout, n, fname, "close_timeout") end
+  args.count(opts.max_message, n, fname, "max_message", 1)
 end
 
 -- A list of subprotocol names (a string or an array of them), or nil.
@@ -57,15 +57,14 @@ local function check_protocols(p, n, fname)
   return p
 end
 
--- Extra header lines from `headers` (a table name -> value): raises
--- `usage` for a CR, LF or NUL.
+-- Appends the lines of extra `headers` (a table name -> value, option of
+-- argument `n`) to `out`: raises `usage` for a CR, LF or NUL.
 local function header_lines(headers, n, fname, out)
-  if headers == nil then return out end
-  if type(headers) ~= "table" then argerror(n, fname, "headers must be a table") end
-  for k, v in pairs(headers) do
+  args.option(headers, "table", n, fname, "headers")
+  for k, v in pairs(headers or {}) do
     k, v = tostring(k), tostring(v)
     if k:find("[\r\n%z:]") or v:find("[\r\n%z]") then
-      error(Error("usage", "header " .. ("%q"):format(k) .. " has a CR, LF or NUL"), 3)
+      args.usage("header " .. ("%q"):format(k) .. " has a CR, LF or NUL")
     end
     out[#out + 1] = k .. ": " .. v .. "\r\n"
   end
@@ -110,7 +109,7 @@ end
 
 -- scheme, host, port, path (with query) of a ws:// or wss:// URL.
 local function parse_url(url)
-  if type(url) ~= "string" then argerror(1, "ws_connect", "string expected, got " .. type(url)) end
+  args.check(url, "string", 1, "ws_connect")
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and scheme:lower()
   if scheme ~= "ws" and scheme ~= "wss" then
@@ -209,22 +208,13 @@ end
 ---@param opts? {headers?: table<string, string>, protocols?: string|string[], timeout?: number, max_message?: integer, heartbeat?: number, verify?: boolean, ca_file?: string, close_timeout?: number}
 ---@return aio.WebSocket
 function M.ws_connect(url, opts)
-  if opts ~= nil and type(opts) ~= "table" then argerror(2, "ws_connect", "table expected, got " .. type(opts)) end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not CLIENT_OPTS[k] then argerror(2, "ws_connect", "unknown option '" .. tostring(k) .. "'") end
-  end
-  local secs = check_number(opts.timeout, "timeout", 2, "ws_connect") or HANDSHAKE_TIMEOUT
-  check_number(opts.heartbeat, "heartbeat", 2, "ws_connect")
-  check_number(opts.close_timeout, "close_timeout", 2, "ws_connect")
-  local mm = opts.max_message
-  if mm ~= nil and (math.type(mm) ~= "integer" or mm <= 0) then
-    argerror(2, "ws_connect", "max_message must be a positive integer")
-  end
-  if opts.ca_file ~= nil and type(opts.ca_file) ~= "string" then
-    argerror(2, "ws_connect", "ca_file must be a string")
-  end
   parse_url(url)
+  opts = args.opts(opts, 2, "ws_connect", CLIENT_OPTS)
+  local secs = opts.timeout ~= nil and args.duration(opts.timeout, 2, "ws_connect", "timeout")
+    or HANDSHAKE_TIMEOUT
+  check_common(opts, 2, "ws_connect")
+  args.option(opts.ca_file, "string", 2, "ws_connect", "ca_file")
+  check_protocols(opts.protocols, 2, "ws_connect")
   local ok, r = pcall(timeout, secs, connect, url, opts)
   if ok then return r end
   if is_error(r, "timeout") and r.seconds == secs then
@@ -271,17 +261,8 @@ local SERVER_OPTS = {
 
 --- Checks the options of req:websocket(opts) (argument `n` of `fname`).
 function M.check_server_opts(opts, n, fname)
-  if opts ~= nil and type(opts) ~= "table" then argerror(n, fname, "table expected, got " .. type(opts)) end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not SERVER_OPTS[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
-  end
-  check_number(opts.heartbeat, "heartbeat", n, fname)
-  check_number(opts.close_timeout, "close_timeout", n, fname)
-  local mm = opts.max_message
-  if mm ~= nil and (math.type(mm) ~= "integer" or mm <= 0) then
-    argerror(n, fname, "max_message must be a positive integer")
-  end
+  opts = args.opts(opts, n, fname, SERVER_OPTS)
+  check_common(opts, n, fname)
   return opts, check_protocols(opts.protocols, n, fname)
 end
 

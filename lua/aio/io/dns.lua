@@ -2,6 +2,7 @@
 -- loop never waits for a resolver. See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local cresolve = core.dns.resolve
 
@@ -15,19 +16,10 @@ local families = { inet = true, inet6 = true, any = true }
 ---@param opts? {family?: "inet"|"inet6"|"any"}
 ---@return string[] addresses IPv4 and IPv6, in the resolver's order
 function M.resolve(host, opts)
-  if type(host) ~= "string" then
-    error(("bad argument #1 to 'resolve' (string expected, got %s)")
-      :format(host == nil and "no value" or type(host)), 2)
-  end
-  local family
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("bad argument #2 to 'resolve' (table expected, got " .. type(opts) .. ")", 2)
-    end
-    family = opts.family
-    if family ~= nil and not families[family] then
-      error("bad argument #2 to 'resolve' (family must be \"inet\", \"inet6\" or \"any\")", 2)
-    end
+  args.check(host, "string", 1, "resolve")
+  local family = args.opts(opts, 2, "resolve").family
+  if family ~= nil and not families[family] then
+    args.error(2, "resolve", "family must be \"inet\", \"inet6\" or \"any\"")
   end
   return cresolve(host, family)
 end

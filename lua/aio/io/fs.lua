@@ -4,26 +4,15 @@
 -- `path`. See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local cfs = core.fs
 local open = cfs.open
 local is_error = core.is_error
+local check, argerror = args.check, args.error
 local type, error = type, error
 
 local M = {}
-
-local function check(cond, n, fname, msg)
-  if not cond then
-    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-  end
-end
-
-local function check_string(v, n, fname)
-  if type(v) ~= "string" then
-    error(("bad argument #%d to '%s' (string expected, got %s)")
-      :format(n, fname, v == nil and "no value" or type(v)), 3)
-  end
-end
 
 ---@class aio.File
 ---@field read fun(self: aio.File, ...: integer|string): ...
@@ -31,12 +20,15 @@ end
 ---@field seek fun(self: aio.File, whence?: "set"|"cur"|"end", offset?: integer): integer
 ---@field close fun(self: aio.File): boolean
 local File = cfs.File
+-- The class of files (luaL_newmetatable's, under its name)
+local FileMT = debug.getregistry()["aio.File"]
 
 --- Iterates over the file with `file:read(...)` (default "l") until it
 --- returns nil; the file stays open, as with io's file:lines.
 ---@param ... integer|string formats
 ---@return fun(): string?
 function File:lines(...)
+  args.self(self, FileMT, "lines")
   local fmts = table.pack(...)
   if fmts.n == 0 then fmts = { "l", n = 1 } end
   local unpack = table.unpack
@@ -51,9 +43,9 @@ end
 ---@param mode? string
 ---@return aio.File
 function M.open(path, mode)
-  check_string(path, 1, "open")
-  check(mode == nil or type(mode) == "string", 2, "open", "string expected")
+  check(path, "string", 1, "open")
   if mode ~= nil then
+    check(mode, "string", 2, "open")
     -- as io.open: r, w or a, then at most one each of "+", "b", and "x"
     -- (not after r)
     local base, rest = mode:match("^([rwa])([+bx]*)$")
@@ -62,7 +54,7 @@ function M.open(path, mode)
       local _, n = rest:gsub("[" .. c .. "]", "")
       if n > 1 then ok = false end
     end
-    check(ok, 2, "open", "invalid mode")
+    if not ok then argerror(2, "open", "invalid mode") end
   end
   return open(path, mode)
 end
@@ -71,15 +63,15 @@ end
 ---@param path string
 ---@return string
 function M.read_file(path)
-  check_string(path, 1, "read_file")
+  check(path, "string", 1, "read_file")
   local f <close> = open(path, "r")
   return (f:read("a"))
 end
 
 local function put(path, data, mode, fname)
-  check_string(path, 1, fname)
+  check(path, "string", 1, fname)
   if type(data) == "number" then data = tostring(data) end
-  check_string(data, 2, fname)
+  check(data, "string", 2, fname)
   local f <close> = open(path, mode)
   f:write(data)
 end
@@ -101,7 +93,7 @@ function M.append_file(path, data) put(path, data, "a", "append_file") end
 ---@param path string
 ---@return table
 function M.stat(path)
-  check_string(path, 1, "stat")
+  check(path, "string", 1, "stat")
   return cfs.stat(path)
 end
 
@@ -110,7 +102,7 @@ end
 ---@param path string
 ---@return boolean
 function M.exists(path)
-  check_string(path, 1, "exists")
+  check(path, "string", 1, "exists")
   local ok, err = pcall(cfs.stat, path)
   if ok then return true end
   if is_error(err, "io") and (err.code == "ENOENT" or err.code == "ENOTDIR") then
@@ -125,12 +117,9 @@ end
 ---@param path string
 ---@param opts? {mode?: integer, parents?: boolean}
 function M.mkdir(path, opts)
-  check_string(path, 1, "mkdir")
-  check(opts == nil or type(opts) == "table", 2, "mkdir", "table expected")
-  opts = opts or {}
-  local mode = opts.mode
-  check(mode == nil or math.type(mode) == "integer", 2, "mkdir",
-        "mode must be an integer")
+  check(path, "string", 1, "mkdir")
+  opts = args.opts(opts, 2, "mkdir")
+  local mode = args.count(opts.mode, 2, "mkdir", "mode")
   if not opts.parents then return cfs.mkdir(path, mode) end
   local ok, err = pcall(cfs.mkdir, path, mode)
   if ok then return end
@@ -149,7 +138,7 @@ end
 --- Removes a file or an empty directory (suspends).
 ---@param path string
 function M.remove(path)
-  check_string(path, 1, "remove")
+  check(path, "string", 1, "remove")
   local ok, err = pcall(cfs.unlink, path)
   if ok then return end
   if is_error(err, "io") and err.code == "EISDIR" then
@@ -162,8 +151,8 @@ end
 ---@param from string
 ---@param to string
 function M.rename(from, to)
-  check_string(from, 1, "rename")
-  check_string(to, 2, "rename")
+  check(from, "string", 1, "rename")
+  check(to, "string", 2, "rename")
   return cfs.rename(from, to)
 end
 
@@ -171,7 +160,7 @@ end
 ---@param dir string
 ---@return string[]
 function M.list(dir)
-  check_string(dir, 1, "list")
+  check(dir, "string", 1, "list")
   return cfs.scandir(dir)
 end
 

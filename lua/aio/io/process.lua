@@ -4,14 +4,12 @@
 -- call returns: nothing is left running, no zombie. See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local crun = core.process.run
+local argerror, option, cstring = args.error, args.option, args.cstring
 
 local M = {}
-
-local function argerror(n, msg)
-  error(("bad argument #%d to 'run' (%s)"):format(n, msg), 3)
-end
 
 local modes = { pipe = true, inherit = true, null = true }
 
@@ -31,61 +29,37 @@ local modes = { pipe = true, inherit = true, null = true }
 ---@param opts? {input?: string, cwd?: string, env?: table<string, string|false>, stdout?: "pipe"|"inherit"|"null", stderr?: "pipe"|"inherit"|"null", timeout?: number}
 ---@return {code: integer, signal?: string, stdout?: string, stderr?: string}
 function M.run(argv, opts)
-  if type(argv) ~= "table" then
-    argerror(1, "table expected, got " .. (argv == nil and "no value" or type(argv)))
-  end
+  args.check(argv, "table", 1, "run")
   local n = #argv
-  if n == 0 then argerror(1, "argv is empty: the program is missing") end
-  local args = {}
+  if n == 0 then argerror(1, "run", "argv is empty: the program is missing") end
+  local list = {}
   for i = 1, n do
-    local a = argv[i]
-    if type(a) == "number" then a = tostring(a) end
-    if type(a) ~= "string" or a:find("\0", 1, true) then
-      argerror(1, "argv[" .. i .. "] must be a string without zero bytes")
-    end
-    args[i] = a
+    list[i] = cstring(argv[i], 1, "run", "argv[" .. i .. "]")
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(2, "table expected, got " .. type(opts))
-  end
-  opts = opts or {}
-  local o = {}
-  if opts.input ~= nil then
-    if type(opts.input) ~= "string" then argerror(2, "input must be a string") end
-    o.input = opts.input
-  end
-  if opts.cwd ~= nil then
-    if type(opts.cwd) ~= "string" then argerror(2, "cwd must be a string") end
-    o.cwd = opts.cwd
-  end
-  if opts.env ~= nil then
-    if type(opts.env) ~= "table" then argerror(2, "env must be a table") end
+  opts = args.opts(opts, 2, "run")
+  local o = {
+    input = option(opts.input, "string", 2, "run", "input"),
+    cwd = option(opts.cwd, "string", 2, "run", "cwd"),
+  }
+  if option(opts.env, "table", 2, "run", "env") then
     local env = {}
     for k, v in pairs(opts.env) do
       if type(k) ~= "string" or k == "" or k:find("[=%z]") then
-        argerror(2, "env: invalid variable name " .. tostring(k))
+        argerror(2, "run", "env: invalid variable name " .. tostring(k))
       end
-      if type(v) == "number" then v = tostring(v) end
-      if v ~= false and (type(v) ~= "string" or v:find("\0", 1, true)) then
-        argerror(2, "env." .. k .. " must be a string or false")
-      end
-      env[k] = v
+      env[k] = v ~= false and cstring(v, 2, "run", "env." .. k) or false
     end
     o.env = env
   end
   for _, f in ipairs({ "stdout", "stderr" }) do
     local m = opts[f]
     if m ~= nil and not modes[m] then
-      argerror(2, f .. " must be \"pipe\", \"inherit\" or \"null\"")
+      argerror(2, "run", f .. " must be \"pipe\", \"inherit\" or \"null\"")
     end
     o[f] = m
   end
-  if opts.timeout ~= nil then
-    local t = opts.timeout
-    if type(t) ~= "number" or t ~= t then argerror(2, "timeout must be a number") end
-    o.timeout = t
-  end
-  return crun(args, o)
+  if opts.timeout ~= nil then o.timeout = args.duration(opts.timeout, 2, "run", "timeout") end
+  return crun(list, o)
 end
 
 return M

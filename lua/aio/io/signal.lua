@@ -3,6 +3,7 @@
 -- spawns the handlers, so they run like any other task. See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 local background = require "aio.core.background"
 
 local csignal = core.signal
@@ -18,10 +19,11 @@ local spawn, is_error = core.spawn, core.is_error
 
 local M = {}
 
----@class aio.SignalRegistration
+---@class aio.signal.Registration
 ---@field name string the signal's name ("SIGTERM")
 local Registration = {}
 Registration.__index = Registration
+Registration.__name = "aio.signal.Registration"
 
 -- The registration's task: one handler task per delivery until closed.
 local function dispatch(watcher, handler, name)
@@ -44,36 +46,26 @@ end
 --- merged into one by the system, as for any signal.
 ---@param name string
 ---@param handler fun(name: string)
----@return aio.SignalRegistration
+---@return aio.signal.Registration
 function M.signal(name, handler)
-  if type(name) ~= "string" then
-    error("bad argument #1 to 'signal' (string expected, got " .. type(name) .. ")", 2)
-  end
-  if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
-    error("bad argument #2 to 'signal' (function expected, got " .. type(handler) .. ")", 2)
-  end
+  args.check(name, "string", 1, "signal")
+  args.callable(handler, 2, "signal")
   local canon = canonical(name)
   if canon == nil then
-    error(core.Error("usage", "aio.signal: unknown signal '" .. name .. "'"), 2)
+    args.usage("aio.signal: unknown signal '" .. name .. "'")
   end
   if UNCATCHABLE[canon] then
-    error(core.Error("usage", "aio.signal: " .. canon .. " cannot be handled"), 2)
+    args.usage("aio.signal: " .. canon .. " cannot be handled")
   end
   local watcher = watch(name)
   local reg = setmetatable({ name = canon, _watcher = watcher }, Registration)
-  reg._task = spawn(dispatch, watcher, handler, canon)
-  reg._task.name = "signal " .. canon
-  return reg
+  return background.start(reg, "signal " .. canon, dispatch, watcher, handler, canon)
 end
 
 --- Stops handling the signal (handlers already started go on). In a task
 --- it also waits for the registration's task to end. Harmless when
 --- repeated.
-local function stop(reg) reg._watcher:close() end
-
-function Registration:close()
-  background.close(self, stop)
-end
+Registration.close = background.closer(Registration, function(reg) reg._watcher:close() end)
 
 Registration.__close = Registration.close
 
@@ -81,6 +73,7 @@ Registration.__close = Registration.close
 setmetatable(M, { __call = function(_, ...) return M.signal(...) end })
 
 function Registration:__tostring()
+  args.self(self, Registration, "__tostring")
   return ("aio.signal (%s%s)"):format(self.name, self._closed and ", closed" or "")
 end
 

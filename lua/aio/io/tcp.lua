@@ -3,6 +3,7 @@
 -- the kernel took the bytes (backpressure). See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 local background = require "aio.core.background"
 local dns = require "aio.io.dns"
 
@@ -29,29 +30,12 @@ local M = {}
 ---@field tls_info fun(self: aio.Stream): {protocol: string, cipher: string, alpn?: string}?
 M.Stream = core.Stream
 
--- `level` 3 (the default) blames the caller of the function that calls
--- argerror; the check_* helpers below pass 4 to skip themselves too.
-local function argerror(n, fname, msg, level)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
-end
-
-local function check_host(host, fname)
-  if type(host) ~= "string" then
-    argerror(1, fname, "string expected, got " .. (host == nil and "no value" or type(host)), 4)
-  end
-end
-
-local function check_port(port, min, fname)
+-- Arguments 1 and 2 of connect and listen: a host and a port >= `min`.
+local function check_address(host, port, min, fname)
+  args.check(host, "string", 1, fname)
   if math.type(port) ~= "integer" or port < min or port > 65535 then
-    argerror(2, fname, "port must be an integer from " .. min .. " to 65535", 4)
+    args.error(2, fname, "port must be an integer from " .. min .. " to 65535")
   end
-end
-
-local function check_opts(opts, n, fname)
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(n, fname, "table expected, got " .. type(opts), 4)
-  end
-  return opts or {}
 end
 
 -- TLS client contexts, one per distinct configuration (verify, CA file,
@@ -60,25 +44,17 @@ local contexts = {}
 
 local TLS_KEYS = { server_name = true, verify = true, ca_file = true, alpn = true }
 
--- Checks opts.tls (true or a table) and returns {context=, server_name=,
--- verify=}, or nil for a plain connection.
+-- Checks opts.tls (true or a table; argument `n` of `fname`) and returns
+-- {context=, server_name=, verify=}, or nil for a plain connection.
 local function tls_config(tls, n, fname)
   if tls == nil or tls == false then return nil end
   if tls == true then tls = {} end
-  if type(tls) ~= "table" then
-    argerror(n, fname, "tls must be true or a table", 4)
-  end
-  for k in pairs(tls) do
-    if not TLS_KEYS[k] then argerror(n, fname, "unknown tls option '" .. tostring(k) .. "'", 4) end
-  end
+  if type(tls) ~= "table" then args.error(n, fname, "tls must be true or a table") end
+  args.keys(tls, TLS_KEYS, n, fname, "tls option")
   local verify = tls.verify ~= false
-  local ca_file, name, alpn = tls.ca_file, tls.server_name, tls.alpn
-  if ca_file ~= nil and type(ca_file) ~= "string" then
-    argerror(n, fname, "tls.ca_file must be a string", 4)
-  end
-  if name ~= nil and type(name) ~= "string" then
-    argerror(n, fname, "tls.server_name must be a string", 4)
-  end
+  local ca_file = args.option(tls.ca_file, "string", n, fname, "tls.ca_file")
+  local name = args.option(tls.server_name, "string", n, fname, "tls.server_name")
+  local alpn = tls.alpn
   if type(alpn) == "string" then alpn = { alpn } end
   if alpn ~= nil then
     local good = type(alpn) == "table" and #alpn > 0
@@ -86,7 +62,7 @@ local function tls_config(tls, n, fname)
       if type(p) ~= "string" or #p == 0 or #p > 255 then good = false end
     end
     if not good then
-      argerror(n, fname, "tls.alpn must be a protocol name or an array of them", 4)
+      args.error(n, fname, "tls.alpn must be a protocol name or an array of them")
     end
   end
   local key = ("%s\0%s\0%s"):format(verify, ca_file or "", alpn and table.concat(alpn, "\0") or "")
@@ -145,16 +121,13 @@ end
 ---@param opts? {timeout?: number, nodelay?: boolean, family?: "inet"|"inet6", tls?: boolean|{server_name?: string, verify?: boolean, ca_file?: string, alpn?: string|string[]}}
 ---@return aio.Stream
 function M.connect(host, port, opts)
-  check_host(host, "connect")
-  check_port(port, 1, "connect")
-  opts = check_opts(opts, 3, "connect")
+  check_address(host, port, 1, "connect")
+  opts = args.opts(opts, 3, "connect")
   local nodelay = opts.nodelay ~= false
   local secs = opts.timeout
   local tls = tls_config(opts.tls, 3, "connect")
   if secs == nil then return connect(host, port, nodelay, opts.family, tls) end
-  if type(secs) ~= "number" or secs ~= secs then
-    argerror(3, "connect", "timeout must be a number")
-  end
+  secs = args.duration(secs, 3, "connect", "timeout")
   local ok, r = pcall(timeout, secs, connect, host, port, nodelay, opts.family, tls)
   if ok then return r end
   if is_error(r, "timeout") then
@@ -170,6 +143,8 @@ end
 ---@field host string the address it listens on
 local Server = {}
 Server.__index = Server
+Server.__name = "aio.Server"
+local check = args.self
 
 -- Leaving a connection's scope: closes the stream, counts it served.
 local Served = {
@@ -215,44 +190,34 @@ end
 ---@param opts? {backlog?: integer, nodelay?: boolean}
 ---@return aio.Server
 function M.listen(host, port, handler, opts)
-  check_host(host, "listen")
-  check_port(port, 0, "listen")
-  if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
-    argerror(3, "listen", "function expected, got " .. type(handler))
-  end
-  opts = check_opts(opts, 4, "listen")
-  local backlog = opts.backlog
-  if backlog ~= nil and math.type(backlog) ~= "integer" then
-    argerror(4, "listen", "backlog must be an integer")
-  end
+  check_address(host, port, 0, "listen")
+  args.callable(handler, 3, "listen")
+  opts = args.opts(opts, 4, "listen")
+  local backlog = args.count(opts.backlog, 4, "listen", "backlog")
   local literal = host:find(":", 1, true) or host:find("^%d+%.%d+%.%d+%.%d+$")
   local ip = literal and host or resolve(host)[1]
   local listener = clisten(ip, port, backlog, opts.nodelay ~= false)
   local addr, real = listener:address()
   local name = (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, real)
   local srv = setmetatable({ host = addr, port = real, _listener = listener, _name = name }, Server)
-  srv._task = spawn(acceptor, listener, handler, name)
-  srv._task.name = "server " .. name
-  return srv
+  return background.start(srv, "server " .. name, acceptor, listener, handler, name)
 end
 
 --- Stops accepting connections (connections being served go on; see
 --- wait_closed). In a task, also waits for the accepting task to end.
 --- Harmless when repeated.
-local function stop(srv) srv._listener:close() end
-
-function Server:close()
-  background.close(self, stop)
-end
+Server.close = background.closer(Server, function(srv) srv._listener:close() end)
 
 --- Suspends until every connection being served has ended (their handlers
 --- returned). With close(), the whole server has stopped.
 function Server:wait_closed()
+  check(self, Server, "wait_closed")
   self._listener:wait_idle()
 end
 
 --- <close>: close(), then (when it may suspend) wait_closed().
 function Server:__close()
+  check(self, Server, "__close")
   self:close()
   if current() and coroutine.isyieldable() then self:wait_closed() end
 end
@@ -260,6 +225,7 @@ end
 --- Suspends until the server is closed (by another task); cancelling the
 --- caller closes the server.
 function Server:serve_forever()
+  check(self, Server, "serve_forever")
   local ok, err = pcall(self._task.await, self._task)
   if not ok then
     self:close()
@@ -270,10 +236,12 @@ end
 --- The address and port the server listens on.
 ---@return string host, integer port
 function Server:address()
+  check(self, Server, "address")
   return self.host, self.port
 end
 
 function Server:__tostring()
+  check(self, Server, "__tostring")
   return ("aio.Server (%s%s)"):format(self._name, self._closed and ", closed" or "")
 end
 

@@ -4,6 +4,7 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local M = {}
 
@@ -35,10 +36,7 @@ M.Lock = core.Lock
 
 local WaitList = core.WaitList
 local LockMT = getmetatable(core.Lock())
-
-local function usage(msg, level)
-  error(core.Error("usage", msg), level + 1)
-end
+local check, usage = args.self, args.usage
 
 ---------------------------------------------------------------------------
 -- Event
@@ -49,12 +47,6 @@ local Event = {}
 Event.__index = Event
 Event.__name = "aio.Event"
 
-local function check_event(self, fname)
-  if getmetatable(self) ~= Event then
-    error(("bad argument #1 to '%s' (aio.Event expected, got %s)"):format(fname, type(self)), 3)
-  end
-end
-
 --- A flag tasks can wait for: set() wakes every waiter.
 ---@return aio.Event
 function M.Event()
@@ -63,7 +55,7 @@ end
 
 --- Sets the flag and wakes every waiting task.
 function Event:set()
-  check_event(self, "set")
+  check(self, Event, "set")
   if not self.flag then
     self.flag = true
     self.waiters:notify_all()
@@ -72,25 +64,26 @@ end
 
 --- Clears the flag.
 function Event:clear()
-  check_event(self, "clear")
+  check(self, Event, "clear")
   self.flag = false
 end
 
 ---@return boolean
 function Event:is_set()
-  check_event(self, "is_set")
+  check(self, Event, "is_set")
   return self.flag
 end
 
 --- Suspends until the flag is set (returns at once if it is); returns true.
 ---@return true
 function Event:wait()
-  check_event(self, "wait")
+  check(self, Event, "wait")
   if not self.flag then self.waiters:wait(false) end
   return true
 end
 
 function Event:__tostring()
+  check(self, Event, "__tostring")
   return ("aio.Event(%s)"):format(self.flag and "set" or "clear")
 end
 
@@ -103,44 +96,32 @@ local Condition = {}
 Condition.__index = Condition
 Condition.__name = "aio.Condition"
 
-local function check_cond(self, fname)
-  if getmetatable(self) ~= Condition then
-    error(("bad argument #1 to '%s' (aio.Condition expected, got %s)"):format(fname, type(self)), 3)
-  end
-end
-
 --- A condition variable over `lock` (a new Lock by default).
 ---@param lock? aio.Lock
 ---@return aio.Condition
 function M.Condition(lock)
   if lock == nil then
     lock = core.Lock()
-  elseif getmetatable(lock) ~= LockMT then
-    error("bad argument #1 to 'Condition' (aio.Lock expected, got " .. type(lock) .. ")", 2)
+  else
+    args.object(lock, LockMT, 1, "Condition")
   end
   return setmetatable({lock = lock, waiters = WaitList()}, Condition)
 end
 
---- Acquires the underlying lock (suspends); returns a guard for <close>.
-function Condition:acquire()
-  check_cond(self, "acquire")
-  return self.lock:acquire()
+-- Condition:<fname>() may only be called with the lock held.
+local function need_lock(self, fname)
+  if not self.lock:locked() then
+    usage("Condition:" .. fname .. "() needs the lock to be held")
+  end
 end
 
-function Condition:try_acquire()
-  check_cond(self, "try_acquire")
-  return self.lock:try_acquire()
-end
-
-function Condition:release()
-  check_cond(self, "release")
-  return self.lock:release()
-end
-
----@return boolean
-function Condition:locked()
-  check_cond(self, "locked")
-  return self.lock:locked()
+-- acquire (suspends; returns a guard for <close>), try_acquire, release
+-- and locked are the underlying lock's.
+for _, name in ipairs({ "acquire", "try_acquire", "release", "locked" }) do
+  Condition[name] = function(self)
+    check(self, Condition, name)
+    return self.lock[name](self.lock)
+  end
 end
 
 --- Releases the lock, waits to be notified, re-acquires the lock before it
@@ -148,10 +129,8 @@ end
 --- afterwards, so its <close> guard releases it once). Returns true.
 ---@return true
 function Condition:wait()
-  check_cond(self, "wait")
-  if not self.lock:locked() then
-    usage("Condition:wait() needs the lock to be held", 2)
-  end
+  check(self, Condition, "wait")
+  need_lock(self, "wait")
   self.lock:release()
   local ok, err = pcall(self.waiters.wait, self.waiters, true)
   core.shield(self.lock.acquire, self.lock)
@@ -162,10 +141,8 @@ end
 --- Waits until `pred()` returns a true value, and returns that value.
 ---@param pred fun(): any
 function Condition:wait_for(pred)
-  check_cond(self, "wait_for")
-  if type(pred) ~= "function" then
-    error("bad argument #1 to 'wait_for' (function expected, got " .. type(pred) .. ")", 2)
-  end
+  check(self, Condition, "wait_for")
+  args.callable(pred, 1, "wait_for")
   local r = pred()
   while not r do
     self:wait()
@@ -177,28 +154,24 @@ end
 --- Wakes up to `n` (1) waiting tasks; the lock must be held.
 ---@param n? integer
 function Condition:notify(n)
-  check_cond(self, "notify")
-  if n ~= nil and math.type(n) ~= "integer" then
-    error("bad argument #1 to 'notify' (integer expected, got " .. type(n) .. ")", 2)
-  end
-  if not self.lock:locked() then
-    usage("Condition:notify() needs the lock to be held", 2)
-  end
-  self.waiters:notify(n or 1)
+  check(self, Condition, "notify")
+  n = args.count(n, 1, "notify") or 1
+  need_lock(self, "notify")
+  self.waiters:notify(n)
 end
 
 --- Wakes every waiting task; the lock must be held.
 function Condition:notify_all()
-  check_cond(self, "notify_all")
-  if not self.lock:locked() then
-    usage("Condition:notify_all() needs the lock to be held", 2)
-  end
+  check(self, Condition, "notify_all")
+  need_lock(self, "notify_all")
   self.waiters:notify_all()
 end
 
-Condition.__close = function(self) self.lock:release() end
+--- `local c <close> = cond` releases the lock when c goes out of scope.
+Condition.__close = Condition.release
 
 function Condition:__tostring()
+  check(self, Condition, "__tostring")
   return ("aio.Condition(%s, %d waiting)"):format(self.lock:locked() and "locked" or "unlocked",
                                                   self.waiters:waiting())
 end

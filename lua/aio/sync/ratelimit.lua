@@ -5,35 +5,32 @@
 -- See LICENSE
 
 local core = require "aio.core"
+local args = require "aio.core.args"
 
 local now, sleep = core.now, core.sleep
+local check = args.self
 
 ---@class aio.RateLimiter
 local RateLimiter = {}
 RateLimiter.__index = RateLimiter
 RateLimiter.__name = "aio.RateLimiter"
 
-local function check_positive(v, arg, fname, name)
-  if type(v) ~= "number" then
-    error(("bad argument #%d to '%s' (number expected, got %s)"):format(arg, fname, type(v)), 3)
+-- Argument `n` of `fname`, called `name`: a positive finite number.
+local function positive(v, n, fname, name)
+  v = args.number(v, n, fname)
+  if v <= 0 or v == math.huge then
+    args.error(n, fname, name .. " must be a positive finite number")
   end
-  if not (v > 0) or v == math.huge then
-    error(("bad argument #%d to '%s' (%s must be a positive finite number)"):format(arg, fname, name), 3)
-  end
+  return v
 end
 
-local function check_self(self, fname)
-  if getmetatable(self) ~= RateLimiter then
-    error(("bad argument #1 to '%s' (aio.RateLimiter expected, got %s)"):format(fname, type(self)), 3)
-  end
-end
-
-local function check_n(self, n, fname)
+-- The number of tokens asked for: 1 by default, at most the burst size.
+local function tokens(self, n, fname)
   if n == nil then return 1 end
-  check_positive(n, 1, fname, "n")
+  positive(n, 1, fname, "n")
   if n > self.burst then
-    error(core.Error("usage", ("%s(%g): more tokens than the burst size %g can ever hold")
-      :format(fname, n, self.burst)), 3)
+    args.usage(("%s(%g): more tokens than the burst size %g can ever hold")
+      :format(fname, n, self.burst))
   end
   return n
 end
@@ -45,9 +42,9 @@ end
 ---@param burst? number
 ---@return aio.RateLimiter
 local function new(rate, per, burst)
-  check_positive(rate, 1, "RateLimiter", "rate")
-  check_positive(per, 2, "RateLimiter", "per")
-  if burst ~= nil then check_positive(burst, 3, "RateLimiter", "burst") end
+  positive(rate, 1, "RateLimiter", "rate")
+  positive(per, 2, "RateLimiter", "per")
+  if burst ~= nil then positive(burst, 3, "RateLimiter", "burst") end
   burst = burst or rate
   return setmetatable({
     rate = rate, per = per, burst = burst,
@@ -67,8 +64,8 @@ end
 --- while waiting, it takes nothing.
 ---@param n? number
 function RateLimiter:acquire(n)
-  check_self(self, "acquire")
-  n = check_n(self, n, "acquire")
+  check(self, RateLimiter, "acquire")
+  n = tokens(self, n, "acquire")
   local turn <close> = self.turn:acquire()
   refill(self)
   while self.tokens < n do
@@ -82,8 +79,8 @@ end
 ---@param n? number
 ---@return boolean
 function RateLimiter:try_acquire(n)
-  check_self(self, "try_acquire")
-  n = check_n(self, n, "try_acquire")
+  check(self, RateLimiter, "try_acquire")
+  n = tokens(self, n, "try_acquire")
   if self.turn:locked() then return false end
   refill(self)
   if self.tokens < n then return false end
@@ -94,12 +91,13 @@ end
 --- Tokens in the bucket now.
 ---@return number
 function RateLimiter:available()
-  check_self(self, "available")
+  check(self, RateLimiter, "available")
   refill(self)
   return self.tokens
 end
 
 function RateLimiter:__tostring()
+  check(self, RateLimiter, "__tostring")
   return ("aio.RateLimiter(%g per %g s, burst %g)"):format(self.rate, self.per, self.burst)
 end
 

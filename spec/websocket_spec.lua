@@ -30,6 +30,7 @@ local function ws_server(handler, opts)
       if aio.is_error(ws, "protocol") or aio.is_error(ws, "closed") then return end
       error(ws, 0)
     end
+    local _ <close> = ws
     handler(ws)
   end)
 end

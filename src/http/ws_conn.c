@@ -477,6 +477,14 @@ static void on_input (Stream *s, StreamUpper *up) {
 }
 
 
+/* The stream is being closed (by its owner, or the end of the run): the
+** connection is over. */
+static void on_close (Stream *s, StreamUpper *up) {
+  (void)s;
+  ws_end(aio_container_of(up, WebSocket, up));
+}
+
+
 /* The timer: the linger of the TCP close is over, or a heartbeat is due:
 ** sends a ping, or ends a connection whose pong did not come. */
 static void on_timer (Loop *loop, TimerCb *tc) {
@@ -586,6 +594,7 @@ static int ws_wrap (lua_State *L) {
   ws->timer.timer.kind = AIO_TIMER_CALLBACK;
   ws->timer.fire = on_timer;
   ws->up.on_input = on_input;
+  ws->up.on_close = on_close;
   ws->last_rx = aio__hrtime();
   aio__io_push(L, &ws->io, WS_MT, 3);              /* ... ws */
   lua_pushvalue(L, 1);

@@ -197,11 +197,12 @@ typedef struct Tls Tls;        /* tls.c: TLS over a stream's socket */
 ** A protocol that reads a stream itself (WebSocket), embedded in its own
 ** struct: once set, the read callback hands every input (new bytes in
 ** `in`, or the end or an error in `rerr`) to `on_input` instead of waking
-** readers, and reading stays on until the protocol stops it. Never runs
-** Lua.
+** readers, and reading stays on until the protocol stops it; `on_close`
+** tells it the stream is being closed. Neither runs Lua.
 */
 typedef struct StreamUpper {
   void (*on_input) (struct Stream *s, struct StreamUpper *up);
+  void (*on_close) (struct Stream *s, struct StreamUpper *up);
 } StreamUpper;
 
 /*

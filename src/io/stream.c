@@ -55,6 +55,7 @@ static void stop_reading (Stream *s) {
 ** tell the peer first (close_notify). */
 static void stream_close (IoHandle *io) {
   Stream *s = (Stream *)io;
+  if (s->upper != NULL) s->upper->on_close(s, s->upper);
   if (s->tls != NULL) aio__tls_close(s);
   stop_reading(s);
   aio__io_close_handle(io, &s->h.handle);

@@ -24,7 +24,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench clean env lint
+.PHONY: all test sanitize valgrind bench bench-ws clean env lint
 
 all: $(CORE)
 
@@ -72,6 +72,12 @@ bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
+	$(LUA_ENV) bash bench/ws.sh -r $(BENCH_RUNS)
+
+# WebSocket (W8 beside node ws, aiohttp, websockets; RSS per idle
+# connection) alone
+bench-ws: all
+	$(LUA_ENV) bash bench/ws.sh -r $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

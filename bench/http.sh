@@ -46,30 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
-run() {
-  local label=$1; shift
-  local out line
-  out=$(timeout -k 5 $((BENCH_TIMEOUT + 15)) "$@" 2>"$WORK/stderr.txt")
-  line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -1)
-  [ -z "$line" ] && line="RESULT ok=0 err=$(head -c 200 "$WORK/stderr.txt" | tr -s ' \n\t' '___')"
-  echo "label=$label ${line#RESULT }" >> "$RAW"
-}
-
-field() { grep "^label=$1 " "$RAW" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-stats() {
-  sort -g | awk '{v[NR]=$1} END{ if (NR==0) {print "- - -"; exit}
-    m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR] }'
-}
-median() { field "$1" "$2" | stats | cut -d' ' -f1; }
-row() {  # LABEL KEY UNIT
-  local med mn mx rss oks
-  read -r med mn mx < <(field "$1" "$2" | stats)
-  read -r rss _ _ < <(field "$1" rss_kb | stats)
-  oks=$(field "$1" ok | sort -u | tr '\n' ' ')
-  printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
+. "$HERE/lib.sh"
 
 if [[ " $WLS " == *" w5 "* ]]; then
   d=$WORK/nginx

@@ -31,7 +31,6 @@ typedef struct WsPool {
   struct WebSocket *cur;        /* the connection wslay works for now */
   wslay_event_context_ptr idle[2][WS_POOL_MAX];  /* [client, server] */
   int nidle[2];
-  Buf out;                      /* frames wslay wrote, to be sent now */
   unsigned char rnd[256];       /* random bytes for masking keys */
   unsigned rndpos;              /* next unused byte of rnd */
 } WsPool;
@@ -58,7 +57,9 @@ typedef struct WsPool {
 ** more than WS_READY_HIGH bytes of messages are not taken. Tasks wait in
 ** the stream's `readers` list (the stream wakes them when it is closed).
 ** The timer is the heartbeat while open, then the linger of the TCP
-** close; it rides the loop's deadline queue.
+** close; it rides the loop's deadline queue. Messages sent are framed
+** into `out` and written once per round of tasks (Deferred), so a task
+** sending several, or a broadcast, costs one write per connection.
 */
 typedef struct WebSocket {
   IoHandle io;
@@ -74,6 +75,8 @@ typedef struct WebSocket {
   uint64_t msglen;              /* bytes of the arriving message so far */
   uint64_t max_message;         /* longest message accepted (1009 beyond) */
   uint64_t last_rx;             /* loop time of the last input */
+  Buf out;                      /* frames not sent yet */
+  Deferred flush;               /* sends `out` before the loop polls */
   TimerCb timer;                /* heartbeat, then linger */
   double heartbeat;             /* seconds between pings; 0: none */
   double close_timeout;         /* seconds close() waits for the peer */

@@ -52,12 +52,12 @@ static ssize_t recv_cb (wslay_event_context_ptr ctx, uint8_t *buf,
 }
 
 
-/* Takes every frame byte wslay writes into the pool's output buffer,
-** sent once wslay is done. */
+/* Takes every frame byte wslay writes into the connection's output
+** buffer. */
 static ssize_t send_cb (wslay_event_context_ptr ctx, const uint8_t *data,
                         size_t len, int flags, void *ud) {
   (void)flags;
-  if (!aio__buf_append(&((WsPool *)ud)->out, data, len)) {
+  if (!aio__buf_append(&cur_ws(ud)->out, data, len)) {
     wslay_event_set_error(ctx, WSLAY_ERR_NOMEM);
     return -1;
   }
@@ -264,7 +264,6 @@ static void pool_drain (WsPool *p) {
   int r;
   for (r = 0; r < 2; r++)
     while (p->nidle[r] > 0) wslay_event_context_free(p->idle[r][--p->nidle[r]]);
-  aio__buf_free(&p->out);
 }
 
 
@@ -289,20 +288,23 @@ static WsPool *get_pool (lua_State *L) {
 ** Sending frames and the life of the connection (no Lua in here)
 ** ------------------------------------------------------------------- */
 
-/* Sends the frames in the pool's buffer without waiting; a connection
-** that cannot be written any more is over. */
+/* Sends the frames not sent yet without waiting; a connection that
+** cannot be written any more is over. */
 static void flush_nowait (WebSocket *ws) {
-  if (aio_buf_avail(&ws->pool->out) == 0 || (ws->flags & WS_ENDED)) {
-    aio__buf_consume(&ws->pool->out, aio_buf_avail(&ws->pool->out), 65536);
-    return;
-  }
-  if (aio__stream_send(NULL, ws->s, &ws->pool->out, 65536, 0) < 0)
-    ws_end(ws);
+  link_remove(&ws->flush.link);
+  if (ws->flags & WS_ENDED) aio__buf_free(&ws->out);
+  else if (aio__stream_send(NULL, ws->s, &ws->out, 0, 0) < 0) ws_end(ws);
 }
 
 
-/* Frames a message or control frame into the pool's buffer: 0 or a
-** wslay error. */
+/* The end of a round of tasks: sends what they framed. */
+static void on_flush (Loop *loop, Deferred *d) {
+  (void)loop;
+  flush_nowait(aio_container_of(d, WebSocket, flush));
+}
+
+
+/* Frames a message or control frame into `out`: 0 or a wslay error. */
 static int frame_msg (WebSocket *ws, uint8_t opcode, const char *p,
                       size_t n) {
   wslay_event_context_ptr ctx = borrow(ws);
@@ -320,9 +322,9 @@ static int frame_msg (WebSocket *ws, uint8_t opcode, const char *p,
 
 
 /*
-** Frames a close frame into the pool's buffer through a context of its
-** own (thrown away after), so that the connection's context stays free
-** to parse the peer's frames, and reusable. Marks it sent.
+** Frames a close frame into `out` through a context of its own (thrown
+** away after), so that the connection's context stays free to parse the
+** peer's frames, and reusable. Marks it sent.
 */
 static void frame_close (WebSocket *ws, uint16_t code, const char *reason,
                          size_t n) {
@@ -383,6 +385,8 @@ static void ws_end (WebSocket *ws) {
   if (ws->flags & WS_ENDED) return;
   ws->flags |= WS_ENDED;
   aio__timer_cancel(ws->io.loop, &ws->timer.timer);
+  link_remove(&ws->flush.link);
+  aio__buf_free(&ws->out);
   if (ws->ctx != NULL) {
     wslay_event_context_free(ws->ctx);
     ws->ctx = NULL;
@@ -461,7 +465,7 @@ static void on_input (Stream *s, StreamUpper *up) {
   size_t nready = ws->nready;
   uint16_t flags = ws->flags;
   if (aio_buf_avail(&s->in.buf) > 0) {
-    ws->last_rx = aio__hrtime();
+    ws->last_rx = (uint64_t)uv_now(&ws->io.loop->uv) * 1000000;  /* cheap */
     if (ws->flags & (WS_RCVD | WS_FINISHING) || ws->fail)
       aio__buf_consume(&s->in.buf, aio_buf_avail(&s->in.buf), 0);
     else parse(ws);
@@ -537,6 +541,7 @@ static void ws_io_close (IoHandle *io) {
 static void ws_io_release (IoHandle *io) {
   WebSocket *ws = (WebSocket *)io;
   aio__buf_free(&ws->ready);
+  aio__buf_free(&ws->out);
   free(ws->reason);
 }
 
@@ -595,6 +600,8 @@ static int ws_wrap (lua_State *L) {
   ws->timer.fire = on_timer;
   ws->up.on_input = on_input;
   ws->up.on_close = on_close;
+  link_init(&ws->flush.link);
+  ws->flush.run = on_flush;
   ws->last_rx = aio__hrtime();
   aio__io_push(L, &ws->io, WS_MT, 3);              /* ... ws */
   lua_pushvalue(L, 1);
@@ -645,7 +652,12 @@ static int send_k (lua_State *L, int status, lua_KContext ctx) {
 }
 
 
-/* send and send_binary: frames `data` (argument 2) as one message. */
+/*
+** send and send_binary: frames `data` (argument 2) as one message, sent
+** at the end of the round of tasks. While more than WS_WRITE_HIGH bytes
+** wait for the peer, it is sent now and the task waits until the kernel
+** took it all (backpressure).
+*/
 static int send_common (lua_State *L, uint8_t opcode, const char *what) {
   Loop *loop = aio_upvalue_loop(L);
   WebSocket *ws = checkws(L);
@@ -659,10 +671,17 @@ static int send_common (lua_State *L, uint8_t opcode, const char *what) {
     return luaL_argerror(L, 2, "invalid UTF-8 (send_binary sends bytes)");
   if (ws_over(ws)) return closed_error(L, ws);
   if (frame_msg(ws, opcode, data, len) != 0) {
-    aio__buf_consume(&ws->pool->out, aio_buf_avail(&ws->pool->out), 0);
+    aio__buf_free(&ws->out);
+    link_remove(&ws->flush.link);
     return aio__nomem(L, "sending a WebSocket message");
   }
-  rc = aio__stream_send(L, ws->s, &ws->pool->out, 65536, WS_WRITE_HIGH);
+  if (uv_stream_get_write_queue_size(&ws->s->h.stream) +
+      aio_buf_avail(&ws->out) <= WS_WRITE_HIGH) {
+    aio__defer(loop, &ws->flush);
+    return 0;
+  }
+  link_remove(&ws->flush.link);
+  rc = aio__stream_send(L, ws->s, &ws->out, 0, WS_WRITE_HIGH);
   if (rc < 0) {
     ws_end(ws);
     return closed_error(L, ws);
@@ -755,7 +774,8 @@ static int ws_ping (lua_State *L) {
   luaL_argcheck(L, len <= 125, 2, "a ping carries at most 125 bytes");
   if (ws_over(ws)) return closed_error(L, ws);
   if (frame_msg(ws, WSLAY_PING, data, len) != 0) {
-    aio__buf_consume(&ws->pool->out, aio_buf_avail(&ws->pool->out), 0);
+    aio__buf_free(&ws->out);
+    link_remove(&ws->flush.link);
     return aio__nomem(L, "sending a WebSocket ping");
   }
   flush_nowait(ws);

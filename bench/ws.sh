@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# WebSocket benchmarks: aio beside its peers, in the same run.
+#
+# usage: bench/ws.sh [-r RUNS] [w8] [idle]
+#   W8    100 connections x 1,000 echoed 64-byte messages, as W8 of
+#         ../shared/bench/peers/run-server.sh: the same node `ws` client
+#         (peers/server/ws_client.mjs) against node `ws`, aiohttp + uvloop,
+#         Python websockets + uvloop and aio (bench/aio_ws.lua server);
+#         msgs/s. Also aio's own client against the aio server.
+#   idle  RSS per idle WebSocket of an aio server holding IDLE_N (10,000)
+#         open connections (bench/aio_ws.lua idle).
+# Each round runs every client once, one after another, RUNS rounds
+# (default 5); the table gives medians and min-max, then ratios of medians.
+# Starts every server on 127.0.0.1 and a free port and stops it by PID.
+# Needs node with npm (installs `ws` into $PEER_NODE_DIR, default
+# ~/.cache/aio-peer-node, once), python3-aiohttp, python3-websockets,
+# python3-uvloop.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+# the shared peers: beside the checkout (../shared), or beside a worktree's
+# folder (../../shared)
+PEERS=${PEERS:-$(for d in "$ROOT/../shared" "$ROOT/../../shared"; do
+  [ -d "$d/bench/peers" ] && (cd "$d/bench/peers" && pwd) && break; done)}
+cd "$ROOT" || exit 1
+
+RUNS=5
+while getopts "r:" o; do
+  case $o in r) RUNS=$OPTARG ;; *) sed -n '2,18p' "$0"; exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+WLS=${*:-"w8 idle"}
+IDLE_N=${IDLE_N:-10000}
+export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+PY=/usr/bin/python3
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+make -s all || exit 1
+WORK=$(mktemp -d /tmp/aio-ws-bench.XXXXXX)
+RAW=$WORK/raw.txt
+: > "$RAW"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+. "$HERE/lib.sh"
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened" >&2; return 1
+}
+
+if [[ " $WLS " == *" w8 "* ]]; then
+  ND=${PEER_NODE_DIR:-$HOME/.cache/aio-peer-node}
+  if [ ! -d "$ND/node_modules/ws" ]; then
+    echo "installing node ws into $ND" >&2
+    mkdir -p "$ND" && (cd "$ND" && npm install --silent --no-audit --no-fund ws >/dev/null 2>&1)
+  fi
+  if [ ! -d "$ND/node_modules/ws" ]; then echo "W8 skipped: npm could not install ws" >&2; exit 1; fi
+  cp "$PEERS/server/ws_server.mjs" "$PEERS/server/ws_client.mjs" "$ND/"
+  P1=$(free_port); P2=$(free_port); P3=$(free_port); P4=$(free_port)
+  node "$ND/ws_server.mjs" "$P1" > "$WORK/node.log" 2>&1 & PIDS+=($!)
+  $PY "$PEERS/server/ws_python.py" websockets "$P2" > "$WORK/websockets.log" 2>&1 & PIDS+=($!)
+  $PY "$PEERS/server/ws_python.py" aiohttp "$P3" > "$WORK/aiohttp.log" 2>&1 & PIDS+=($!)
+  lua5.4 bench/aio_ws.lua server "$P4" > "$WORK/aio.log" 2>&1 & PIDS+=($!)
+  for p in $P1 $P2 $P3 $P4; do wait_port "$p" || exit 1; done
+  for i in $(seq "$RUNS"); do
+    for pair in "node-ws:$P1" "websockets-uvloop:$P2" "aiohttp-uvloop:$P3" "aio:$P4"; do
+      run "w8/${pair%%:*}" node "$ND/ws_client.mjs" "ws://127.0.0.1:${pair#*:}/" 100 1000
+    done
+    run w8/aio-client lua5.4 bench/aio_ws.lua client "ws://127.0.0.1:$P4/" 100 1000
+  done
+  echo "W8: WebSocket echo, 100 connections x 1,000 round trips of 64 bytes, node ws client (msgs/s; $RUNS rounds)"
+  for l in node-ws aiohttp-uvloop websockets-uvloop aio aio-client; do row "w8/$l" rate msgs/s; done
+  a=$(median w8/aio rate)
+  echo "  ratios of medians: aio/node-ws $(ratio "$a" "$(median w8/node-ws rate)")" \
+       " aio/aiohttp-uvloop $(ratio "$a" "$(median w8/aiohttp-uvloop rate)")" \
+       " aio/websockets-uvloop $(ratio "$a" "$(median w8/websockets-uvloop rate)")"
+  cleanup
+fi
+
+if [[ " $WLS " == *" idle "* ]]; then
+  for i in $(seq "$RUNS"); do
+    run ws_idle lua5.4 bench/aio_ws.lua idle "$IDLE_N"
+  done
+  echo "aio server holding $IDLE_N idle WebSockets ($RUNS rounds)"
+  read -r med mn mx < <(field ws_idle bytes_per_conn | stats)
+  read -r rss _ _ < <(field ws_idle server_rss_kb | stats)
+  echo "  RSS per idle WebSocket: $med bytes [$mn - $mx]; server RSS $rss KiB; ok=$(field ws_idle ok | sort -u | tr '\n' ' ')"
+fi
+echo "raw RESULT lines: $RAW"

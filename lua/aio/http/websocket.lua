@@ -19,7 +19,7 @@ local MAX_MESSAGE = 1024 * 1024      -- default opts.max_message
 local HANDSHAKE_TIMEOUT = 10         -- default opts.timeout of ws_connect
 local MAX_HEAD = 16 * 1024           -- longest handshake head accepted
 
----@class aio.WebSocket
+---@class aio.http.WebSocket
 ---@field protocol string? the subprotocol agreed on, or nil
 ---@field close_code integer? the close code once closed (1006: no close frame)
 ---@field close_reason string? the close reason once closed
@@ -206,7 +206,7 @@ end
 --- with status) or `protocol` (not a valid upgrade); each carries `url`.
 ---@param url string
 ---@param opts? {headers?: table<string, string>, protocols?: string|string[], timeout?: number, max_message?: integer, heartbeat?: number, verify?: boolean, ca_file?: string, close_timeout?: number}
----@return aio.WebSocket
+---@return aio.http.WebSocket
 function M.ws_connect(url, opts)
   parse_url(url)
   opts = args.opts(opts, 2, "ws_connect", CLIENT_OPTS)
@@ -294,9 +294,9 @@ end
 --- upgrade request itself): answers 101 and returns the WebSocket, or
 --- answers 400 and raises `protocol` (field status = 400). What
 --- req:websocket() does on a request of the HTTP server.
----@param stream aio.Stream
+---@param stream aio.tcp.Stream
 ---@param opts? table the options of req:websocket
----@return aio.WebSocket
+---@return aio.http.WebSocket
 function M.accept(stream, opts)
   local protocols
   opts, protocols = M.check_server_opts(opts, 2, "accept")

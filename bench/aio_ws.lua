@@ -4,11 +4,13 @@
 -- WebSocket.
 --
 -- usage (from the repository root):
---   lua5.4 bench/aio_ws.lua server PORT       an echo server (until killed);
+--   lua5.4 bench/aio_ws.lua server PORT [raw] an echo server (until killed)
+--                                            on aio.http.listen + req:websocket,
+--                                            or on aio.tcp.listen ("raw");
 --                                            prints "READY <port>"
 --   lua5.4 bench/aio_ws.lua client URL [C] [M] C connections x M round trips
 --                                            of 64 bytes (100 x 1000)
---   lua5.4 bench/aio_ws.lua idle [N]          RSS per idle WebSocket of an aio
+--   lua5.4 bench/aio_ws.lua idle [N] [raw]    RSS per idle WebSocket of an aio
 --                                            server holding N (10000) open
 -- Prints RESULT lines (see bench/benchlib.lua). A text message "stats" to
 -- the server is answered with "<rss_kb> <open connections>" after a full
@@ -40,26 +42,36 @@ local function watchdog()
   end)
 end
 
--- The echo server: one task per connection.
-local function server(port)
+-- The echo server: one task per connection, on the HTTP server
+-- (req:websocket) or, with kind "raw", on aio.tcp.listen.
+local function server(port, kind)
   local open = 0
-  aio.run(function()
-    local srv = aio.tcp.listen("127.0.0.1", port, function(s)
-      local ws <close> = websocket.accept(s)
-      open = open + 1
-      local receive, send, send_binary = ws.receive, ws.send, ws.send_binary
-      while true do
-        local data, kind = receive(ws)
-        if not data then break end
-        if data == "stats" then
-          collectgarbage()
-          collectgarbage()
-          data = rss_kb() .. " " .. open
-        end
-        if kind == "text" then send(ws, data) else send_binary(ws, data) end
+  local function echo(ws)
+    open = open + 1
+    local receive, send, send_binary = ws.receive, ws.send, ws.send_binary
+    while true do
+      local data, k = receive(ws)
+      if not data then break end
+      if data == "stats" then
+        collectgarbage()
+        collectgarbage()
+        data = rss_kb() .. " " .. open
       end
-      open = open - 1
-    end, { backlog = 4096 })
+      if k == "text" then send(ws, data) else send_binary(ws, data) end
+    end
+    open = open - 1
+  end
+  aio.run(function()
+    local srv
+    if kind == "raw" then
+      srv = aio.tcp.listen("127.0.0.1", port, function(s)
+        local ws <close> = websocket.accept(s)
+        echo(ws)
+      end, { backlog = 4096 })
+    else
+      srv = aio.http.listen(function(req) echo(req:websocket()) end,
+        { port = port, backlog = 4096, max_connections = 100000 })
+    end
     io.stdout:write("READY ", srv.port, "\n")
     io.stdout:flush()
     aio.Event():wait()
@@ -98,8 +110,8 @@ end
 
 -- Starts the server in a child process and opens N idle connections to
 -- it from here; reports the server's RSS growth per connection.
-local function idle(N)
-  local p = io.popen(("exec lua5.4 bench/aio_ws.lua server 0 & echo PID $!"), "r")
+local function idle(N, kind)
+  local p = io.popen(("exec lua5.4 bench/aio_ws.lua server 0 %s & echo PID $!"):format(kind or ""), "r")
   local pid = tonumber(p:read("l"):match("PID (%d+)"))
   local port = tonumber(p:read("l"):match("READY (%d+)"))
   local ok = aio.run(function()
@@ -143,10 +155,10 @@ local function idle(N)
 end
 
 local mode = arg[1]
-if mode == "server" then server(tonumber(arg[2]) or 0)
+if mode == "server" then server(tonumber(arg[2]) or 0, arg[3])
 elseif mode == "client" then client(arg[2], tonumber(arg[3]) or 100, tonumber(arg[4]) or 1000)
-elseif mode == "idle" then idle(tonumber(arg[2]) or 10000)
+elseif mode == "idle" then idle(tonumber(arg[2]) or 10000, arg[3])
 else
-  io.stderr:write("usage: lua5.4 bench/aio_ws.lua server PORT | client URL [C] [M] | idle [N]\n")
+  io.stderr:write("usage: lua5.4 bench/aio_ws.lua server PORT [raw] | client URL [C] [M] | idle [N] [raw]\n")
   os.exit(2)
 end

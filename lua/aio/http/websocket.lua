@@ -259,18 +259,19 @@ local SERVER_OPTS = {
   close_timeout = true,
 }
 
---- Checks the options of req:websocket(opts) (argument `n` of `fname`).
-function M.check_server_opts(opts, n, fname)
+-- Checks the options of req:websocket(opts) (argument `n` of `fname`);
+-- returns them and the protocols.
+local function check_server_opts(opts, n, fname)
   opts = args.opts(opts, n, fname, SERVER_OPTS)
   check_common(opts, n, fname)
   return opts, check_protocols(opts.protocols, n, fname)
 end
 
---- The answer to an upgrade request `head` ({method=, http_version=,
---- headers=}): the 101 head and the protocol chosen, or nil, 400 and why.
-function M.upgrade_response(head, opts, protocols)
+-- The answer to an upgrade request `head` ({method=, http_version=,
+-- headers=}): the 101 head and the protocol chosen, or nil and why not.
+local function handshake(head, opts, protocols)
   local why = invalid_upgrade(head)
-  if why then return nil, 400, why end
+  if why then return nil, why end
   local h = head.headers
   local protocol = choose_protocol(h["sec-websocket-protocol"], protocols)
   local out = {
@@ -283,38 +284,67 @@ function M.upgrade_response(head, opts, protocols)
   return table.concat(out), protocol
 end
 
---- The server end over `stream` once the 101 head was written (bytes
---- buffered in the stream are the client's first frames).
-function M.server(stream, opts, protocol, name)
+-- The server end over `stream`, once the 101 head is written (bytes it
+-- has buffered are the client's first frames); `name` for messages.
+local function server_end(stream, opts, protocol, name)
   return wrap(stream, true, opts.max_message or MAX_MESSAGE, opts.heartbeat, protocol, name,
     opts.close_timeout)
 end
 
---- Accepts a WebSocket on a raw TCP connection `stream` (reads the
---- upgrade request itself): answers 101 and returns the WebSocket, or
---- answers 400 and raises `protocol` (field status = 400). What
---- req:websocket() does on a request of the HTTP server.
+local function not_upgrade(why)
+  return Error("protocol", "not a WebSocket upgrade: " .. why, { response_status = 400 })
+end
+
+--- req:websocket([opts]) of the HTTP server (aio.http.listen): checks the
+--- request is a valid upgrade (else raises `protocol` with
+--- response_status = 400, which the server answers with 400), takes the
+--- connection over, answers 101 and returns the WebSocket. Suspends.
+---@param req aio.http.Request
+---@param opts? aio.http.WebSocketServerOptions
+---@return aio.http.WebSocket
+function M.upgrade(req, opts)
+  local protocols
+  opts, protocols = check_server_opts(opts, 1, "websocket")
+  local resp, protocol = handshake(req, opts, protocols)
+  if not resp then error(not_upgrade(protocol), 0) end
+  local name = req.remote_address
+  local stream = req:_takeover()
+  local ok, ws = pcall(function()
+    stream:write(resp)
+    return server_end(stream, opts, protocol, name)
+  end)
+  if not ok then
+    stream:close()
+    error(ws, 0)
+  end
+  rawset(req, "_ws", ws)          -- the server closes it when the handler returns
+  return ws
+end
+
+--- Accepts a WebSocket on a raw TCP connection `stream` of aio.tcp.listen
+--- (reads the upgrade request itself): answers 101 and returns the
+--- WebSocket, or answers 400 and raises `protocol` (response_status =
+--- 400). For WebSocket-only servers without HTTP routing.
 ---@param stream aio.tcp.Stream
----@param opts? table the options of req:websocket
+---@param opts? aio.http.WebSocketServerOptions
 ---@return aio.http.WebSocket
 function M.accept(stream, opts)
   local protocols
-  opts, protocols = M.check_server_opts(opts, 2, "accept")
+  opts, protocols = check_server_opts(opts, 2, "accept")
   local raw = read_head(stream)
   if not raw then error(Error("closed", "the client closed the connection before its request"), 0) end
   local head, why = parse_head(raw, "request")
-  local resp, status, protocol
-  if head then resp, status, why = M.upgrade_response(head, opts, protocols) end
+  local resp, protocol
+  if head then resp, protocol = handshake(head, opts, protocols) else protocol = why end
   if not resp then
-    local body = "Bad Request: " .. why .. "\n"
+    local body = "Bad Request: " .. protocol .. "\n"
     stream:write("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n",
       "Content-Length: ", #body, "\r\nConnection: close\r\n\r\n", body)
-    error(Error("protocol", "not a WebSocket upgrade: " .. why, { status = 400 }), 0)
+    error(not_upgrade(protocol), 0)
   end
-  protocol = status
   stream:write(resp)
   local host, port = stream:peer_address()
-  return M.server(stream, opts, protocol, (host:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(host, port))
+  return server_end(stream, opts, protocol, (host:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(host, port))
 end
 
 return M

@@ -4,9 +4,9 @@
 LUA      ?= lua5.4
 BUSTED   ?= busted
 CC       ?= cc
-PKGS      = lua5.4 libuv libcurl libssl
+PKGS      = lua5.4 libuv libcurl libssl hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto 2>/dev/null || echo -luv -lcurl -lssl -lcrypto) \
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto hiredis 2>/dev/null || echo -luv -lcurl -lssl -lcrypto -lhiredis) \
               -lwslay -lhttp_parser
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
@@ -24,7 +24,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench bench-ws clean env lint
+.PHONY: all test sanitize valgrind bench bench-ws bench-redis clean env lint
 
 all: $(CORE)
 
@@ -62,17 +62,21 @@ sanitize:
 valgrind: all
 	$(LUA_ENV) AIO_VALGRIND=1 valgrind --error-exitcode=99 --quiet \
 	  --trace-children=yes --leak-check=no \
-	  --trace-children-skip='*/python3*,*/nginx,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
+	  --trace-children-skip='*/python3*,*/nginx,*/redis-server,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 # every benchmark beside its peers: core (W1-W4), HTTP (W5, W6), TCP and
-# threads; BENCH_RUNS repetitions of each (median shown)
+# threads, Redis (W10); BENCH_RUNS repetitions of each (median shown)
 BENCH_RUNS ?= 3
 bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
-	$(LUA_ENV) bash bench/ws.sh -r $(BENCH_RUNS)
+	$(MAKE) -s bench-redis
+	$(MAKE) -s bench-ws
+
+bench-redis: all
+	$(LUA_ENV) bash bench/redis.sh -r $(BENCH_RUNS)
 
 # WebSocket (W8 beside node ws, aiohttp, websockets; RSS per idle
 # connection) alone

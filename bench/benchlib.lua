@@ -1,7 +1,8 @@
 -- Helpers of the I/O benchmarks (bench/aio_tcp.lua, aio_thread.lua,
--- luv_tcp.lua): the peak memory and the RESULT line they print, in the
--- format of ../shared/bench (RESULT peer=... wl=... n=... secs=... rate=...
--- unit=... rss_kb=... ok=..., then other fields sorted). See LICENSE
+-- luv_tcp.lua, aio_redis.lua): the peak memory, a watchdog, and the RESULT
+-- line they print, in the format of ../shared/bench (RESULT peer=... wl=...
+-- n=... secs=... rate=... unit=... rss_kb=... ok=..., then other fields
+-- sorted). See LICENSE
 
 local M = {}
 
@@ -12,6 +13,18 @@ function M.peak_rss_kb()
   local s = f:read("a")
   f:close()
   return tonumber(s:match("VmHWM:%s*(%d+)")) or -1
+end
+
+--- In a task: a watchdog task that ends the process (status 3) after
+--- `secs` seconds (BENCH_TIMEOUT, 120 by default); cancel it when done.
+function M.watchdog(secs)
+  local aio = require "aio"
+  secs = secs or tonumber(os.getenv("BENCH_TIMEOUT") or "120")
+  return aio.spawn(function()
+    aio.sleep(secs)
+    io.stderr:write("timeout\n")
+    os.exit(3)
+  end)
 end
 
 --- Prints the RESULT line of `t` (secs and rate formatted, ok 0/1).

@@ -46,6 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# run, field, stats, median, row, ratio
 . "$HERE/lib.sh"
 
 if [[ " $WLS " == *" w5 "* ]]; then

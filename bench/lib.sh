@@ -1,6 +1,6 @@
-# Helpers of the bench/*.sh scripts (sourced): runs tagged into $RAW,
-# medians and ranges of their fields, table rows and ratios. The caller
-# sets RAW, WORK and BENCH_TIMEOUT. See LICENSE
+# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh) share, sourced
+# after they set WORK (a scratch folder), RAW (the file of tagged RESULT
+# lines) and BENCH_TIMEOUT (seconds a run may take). See LICENSE
 
 # run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
 run() {
@@ -26,4 +26,3 @@ row() {  # LABEL KEY UNIT
   printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
-

@@ -147,6 +147,26 @@ describe("examples", function()
     assert.matches("read: first line\nread: second line", out)
     assert.matches("notes.txt is 23 bytes", out)
   end)
+  -- the Redis examples start a redis-server of their own, or say that
+  -- there is none
+  local NO_REDIS = "redis%-server is not installed"
+
+  it("redis_queue.lua shares jobs among worker processes", function()
+    local out = run(example("redis_queue.lua"), "12 3")
+    if out:match(NO_REDIS) then return end
+    assert.matches("12 jobs done in [%d.]+ s by 3 worker processes", out)
+    for n = 1, 12 do assert.matches("job " .. n .. " %-> " .. n * n .. " %(worker %d%)", out) end
+  end)
+
+  it("redis_cache.lua answers from the cache and stops a stampede", function()
+    local out = run(example("redis_cache.lua"), "5 0.1")
+    if out:match(NO_REDIS) then return end
+    assert.matches("cold cache: 5 items in [%d.]+ s, 5 backend calls", out)
+    assert.matches("warm cache: 5 items in [%d.]+ s, 0 backend calls", out)
+    assert.matches("50 concurrent lookups of one cold item: 1 backend call", out)
+    assert.matches("ttl of a cached item: %d+ s", out)
+  end)
+
   -- last: the tests above have marked what they ran
   it("cover every file in examples/", function()
     for name in io.popen("ls examples/*.lua"):lines() do

@@ -23,6 +23,7 @@ extern const AioModule aio__module_process;
 extern const AioModule aio__module_signal;
 extern const AioModule aio__module_http;
 extern const AioModule aio__module_ws;
+extern const AioModule aio__module_redis;
 
 const AioModule *const aio__modules[] = {
   &aio__module_req,
@@ -39,6 +40,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_signal,
   &aio__module_http,
   &aio__module_ws,
+  &aio__module_redis,
   NULL
 };
 

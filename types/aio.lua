@@ -34,12 +34,13 @@
 ---| "redirect"    # too many redirects, or a redirect to a scheme other than http(s)
 ---| "thread"      # an error inside aio.to_thread
 ---| "interrupted" # SIGINT stopped aio.run
+---| "redis"       # a Redis error reply (fields `prefix`, such as "WRONGTYPE", and `command`)
 
 ---Which deadline ran out, in a `timeout` error.
 ---@alias aio.TimeoutPhase
 ---| "total"   # HTTP: the whole request
----| "connect" # resolving and connecting (HTTP and TCP)
----| "read"    # HTTP: silence from the server; TCP: a read waited too long
+---| "connect" # resolving and connecting (HTTP, TCP, Redis)
+---| "read"    # HTTP: silence from the server; TCP: a read waited too long; Redis: a reply
 ---| "write"   # TCP: a write waited too long
 
 ---When aio.wait returns.

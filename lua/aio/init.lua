@@ -1,7 +1,7 @@
 --- aio: asyncio + aiohttp for Lua 5.4, on one libuv loop driven from C.
 -- This is the façade: the core functions come straight from the C module
 -- (aio.core); every other public name is loaded on first use from the
--- layer folders lua/aio/{core,sync,io,http}/ through the table `lazy`
+-- layer folders lua/aio/{core,sync,io,http,db}/ through the table `lazy`
 -- below, the one index of the public Lua API: a new module adds its
 -- public names there (and its file to the rockspec). See LICENSE
 
@@ -91,6 +91,8 @@ local lazy = {
   signal = "aio.io.signal",
   -- http: the client, server and WebSocket (aio.http loads each on use)
   http = "aio.http",
+  -- db: database clients
+  redis = "aio.db.redis",
 }
 
 setmetatable(aio, {

@@ -14,44 +14,18 @@ local S = {}
 
 local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local FIXTURE = HERE .. "http_fixture.py"
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+local proc = require "support.proc"
+local CLEAN_ENV, spawn, slurp, alive, nap = proc.CLEAN_ENV, proc.spawn, proc.slurp,
+  proc.alive, proc.nap
 
 local function sh(cmd)
   return os.execute(CLEAN_ENV .. cmd)
-end
-
--- Starts `cmd` in the background; returns its PID.
-local function spawn(cmd, log)
-  local p = assert(io.popen(CLEAN_ENV .. cmd .. " > '" .. log .. "' 2>&1 & echo $!"))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  assert(pid, "could not start: " .. cmd)
-  return pid
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 local function write(path, data)
   local f = assert(io.open(path, "wb"))
   f:write(data)
   f:close()
-end
-
--- Is process `pid` running (a zombie waiting for its reaper is not)?
-local function alive(pid)
-  local stat = slurp("/proc/" .. pid .. "/stat")
-  return stat ~= nil and not stat:match("^%d+ %b() Z")
-end
-
--- Sleeps without a child process (children are slow under valgrind).
-local function nap(secs)
-  require("aio").run(function() require("aio").sleep(secs) end)
 end
 
 -- Polls `check()` every 50 ms for up to `secs` seconds.

@@ -261,6 +261,22 @@ int aio__tls_info (lua_State *L);
 
 
 /* ---------------------------------------------------------------------
+** Connecting (connect.c): TCP and unix sockets
+** ------------------------------------------------------------------- */
+
+/* A connect request; user value 1 keeps the object being connected. */
+typedef struct ConnectReq {
+  Req r;
+  uv_connect_t c;
+} ConnectReq;
+
+ConnectReq *aio__connect_start (lua_State *L, Loop *loop, uv_stream_t *h,
+                                const struct sockaddr *addr,
+                                const char *path, int objidx, int *err);
+int aio__connect_error (lua_State *L, int err, int idx);
+
+
+/* ---------------------------------------------------------------------
 ** Shared by the modules
 ** ------------------------------------------------------------------- */
 

@@ -12,12 +12,6 @@
 #define LISTENER_MT "aio.Listener"
 #define MAX_PENDING 1024   /* accepted connections not yet handed out */
 
-/* A connect request. User value 1: the Stream object being connected. */
-typedef struct ConnReq {
-  Req r;
-  uv_connect_t c;
-} ConnReq;
-
 /*
 ** A listening socket. Its callback accepts each connection at once into a
 ** Stream queued in `pending` (up to MAX_PENDING; beyond that the next one
@@ -51,29 +45,11 @@ static int checkport (lua_State *L, int arg, int min) {
 ** Connecting
 ** ------------------------------------------------------------------- */
 
-static void connect_cb (uv_connect_t *c, int status) {
-  ConnReq *q = aio_container_of(c, ConnReq, c);
-  aio__req_done(&q->r, status);
-}
-
-
-/* Raises `connect` for `err`; the stack is (host, port, ...). */
-static int connect_fail (lua_State *L, int err) {
-  aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
-  aio__uv_error_new(L, "connect", err, "cannot connect to %s",
-                    lua_tostring(L, -1));
-  aio__setfield_str(L, "address", lua_tostring(L, 1));
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "port");
-  return lua_error(L);
-}
-
-
 /* Stack: (host, port, nodelay, stream, req). */
 static int connect_k (lua_State *L, int status, lua_KContext ctx) {
   Loop *loop = aio_upvalue_loop(L);
   Stream *s = (Stream *)ctx;
-  ConnReq *q = (ConnReq *)lua_touserdata(L, 5);
+  ConnectReq *q = (ConnectReq *)lua_touserdata(L, 5);
   Task *t = loop->current;
   (void)status;
   if (t->wake != AIO_WAKE_OK) {
@@ -82,7 +58,7 @@ static int connect_k (lua_State *L, int status, lua_KContext ctx) {
   }
   if (q->r.status < 0) {
     aio__io_close(&s->io);
-    return connect_fail(L, q->r.status);
+    return aio__connect_error(L, q->r.status, 1);
   }
   if (lua_toboolean(L, 3)) uv_tcp_nodelay(&s->h.tcp, 1);
   lua_settop(L, 4);
@@ -102,26 +78,23 @@ static int tcp_connect (lua_State *L) {
   struct sockaddr_storage ss;
   Task *t;
   Stream *s;
-  ConnReq *q;
+  ConnectReq *q;
   int rc;
   lua_settop(L, 3);
   t = aio__task_enter(L, loop, "aio.tcp.connect");
   rc = aio__parse_address(host, port, &ss);
-  if (rc < 0) return connect_fail(L, rc);
+  if (rc < 0) return aio__connect_error(L, rc, 1);
   s = aio__stream_alloc(loop, aio__io_scratch(L));
   if (s == NULL) return aio__nomem(L, "connecting");
   aio__stream_push(L, s);                           /* host port nd stream */
   aio__push_hostport(L, host, port);
   lua_setiuservalue(L, 4, 1);
-  q = (ConnReq *)aio__req_new(L, loop, sizeof(ConnReq), 1);
-  lua_pushvalue(L, 4);
-  lua_setiuservalue(L, 5, 1);
-  rc = uv_tcp_connect(&q->c, &s->h.tcp, (struct sockaddr *)&ss, connect_cb);
-  if (rc < 0) {
+  q = aio__connect_start(L, loop, &s->h.stream, (struct sockaddr *)&ss, NULL,
+                         4, &rc);
+  if (q == NULL) {
     aio__io_close(&s->io);
-    return connect_fail(L, rc);
+    return aio__connect_error(L, rc, 1);
   }
-  aio__req_start(L, &q->r, 5);
   return aio__req_wait(L, t, &q->r, (lua_KContext)s, connect_k);
 }
 

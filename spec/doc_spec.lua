@@ -57,6 +57,11 @@ describe("the README reference", function()
     local session <close> = aio.http.Session()
     local registration <close> = aio.signal("SIGUSR2", function() end)
     local group <close> = aio.TaskGroup()
+    local wserver <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
+      local ws <close> = require("aio.http.websocket").accept(s)
+      ws:receive()
+    end)
+    local ws <close> = aio.http.ws_connect("ws://127.0.0.1:" .. wserver.port .. "/")
     local objects = {
       {"task:", aio.spawn(function() end)},
       {"sem:", aio.Semaphore(1)},
@@ -74,6 +79,7 @@ describe("the README reference", function()
       {"server:", server},
       {"session:", session},
       {"registration:", registration},
+      {"ws:", ws},
     }
     for _, o in ipairs(objects) do need(methods_of(o[2]), o[1]) end
     need(functions_of(aio.http.Response), "response:")

@@ -37,6 +37,15 @@ local function callables(objects)
   return list
 end
 
+-- A WebSocket server end that echoes, on aio.tcp.listen, and a client of it.
+local function websocket_pair()
+  local server = aio.tcp.listen("127.0.0.1", 0, function(s)
+    local ws <close> = require("aio.http.websocket").accept(s)
+    for data in ws:messages() do ws:send(data) end
+  end)
+  return server, aio.http.ws_connect("ws://127.0.0.1:" .. server.port .. "/")
+end
+
 -- Functions that would do lasting harm with valid-looking garbage.
 local SKIP = {
   ["aio.run"] = true,           -- exercised by run_spec, nests loops here
@@ -77,12 +86,14 @@ describe("misuse", function()
     local session <close> = aio.http.Session()
     local registration <close> = aio.signal("SIGUSR2", function() end)
     local group <close> = aio.TaskGroup()
+    local wserver, ws = websocket_pair()
+    local _ <close> = wserver
     local objects = {
       task = aio.spawn(function() end), sem = aio.Semaphore(1), lock = aio.Lock(),
       event = aio.Event(), cond = aio.Condition(), queue = aio.Queue(2),
       pqueue = aio.PriorityQueue(), group = group, limiter = aio.RateLimiter(100, 1),
       file = file, stream = stream, server = server, session = session,
-      registration = registration,
+      registration = registration, ws = ws,
     }
     local list = callables(objects)
     assert.is_true(#list > 100)
@@ -108,6 +119,7 @@ describe("misuse", function()
         limiter = aio.RateLimiter(100, 1), file = file, server = server,
         session = aio.http.Session(), stream = aio.tcp.connect("127.0.0.1", server.port),
       }
+      objects.wserver, objects.ws = websocket_pair()
       aio.sleep(0.01)
     end)
     local calls = hammer(callables(objects), false)

@@ -63,7 +63,7 @@ local function server(port, kind)
   end
   aio.run(function()
     local srv
-    if kind == "raw" then
+    if kind == "raw" or aio.http.listen == nil then   -- (before the HTTP server)
       srv = aio.tcp.listen("127.0.0.1", port, function(s)
         local ws <close> = websocket.accept(s)
         echo(ws)

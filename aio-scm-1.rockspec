@@ -57,6 +57,7 @@ build = {
         "src/http/client_response.c",
         "src/http/ws_conn.c",
         "src/http/ws_handshake.c",
+        "src/http/ws_object.c",
         "src/io/address.c",
         "src/io/buf.c",
         "src/io/connect.c",

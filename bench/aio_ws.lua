@@ -15,16 +15,15 @@
 -- Prints RESULT lines (see bench/benchlib.lua). A text message "stats" to
 -- the server is answered with "<rss_kb> <open connections>" after a full
 -- garbage collection. Bounded in time: exits with status 3 after
--- BENCH_TIMEOUT seconds (300).
+-- BENCH_TIMEOUT seconds (120).
 
 package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
 local websocket = require "aio.http.websocket"
-local result = require("benchlib").result
-
-local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "300")
+local benchlib = require "benchlib"
+local result, watchdog = benchlib.result, benchlib.watchdog
 
 local function rss_kb(pid)
   local f = io.open("/proc/" .. (pid or "self") .. "/status")
@@ -32,14 +31,6 @@ local function rss_kb(pid)
   local s = f:read("a")
   f:close()
   return tonumber(s:match("VmRSS:%s*(%d+)")) or -1
-end
-
-local function watchdog()
-  return aio.spawn(function()
-    aio.sleep(TIMEOUT)
-    io.stderr:write("timeout\n")
-    os.exit(3)
-  end)
 end
 
 -- The echo server: one task per connection, on the HTTP server

@@ -26,3 +26,24 @@ row() {  # LABEL KEY UNIT
   printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
+
+# peers_dir ROOT: $PEERS if set, else the shared peers, ../shared/bench/peers
+# of the checkout ROOT (or of the folder holding the worktrees)
+peers_dir() {
+  if [ -n "${PEERS:-}" ]; then echo "$PEERS"; return; fi
+  for d in "$1/.." "$1/../.."; do
+    [ -d "$d/shared/bench/peers" ] && (cd "$d/shared/bench/peers" && pwd) && return
+  done
+  echo "$1/../shared/bench/peers"
+}
+
+# bench_start NAME: what every run needs: descriptors, the build, BENCH_TIMEOUT
+# (120 s unless set), and a scratch folder WORK with an empty RAW file
+bench_start() {
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  make -s all || return 1
+  export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+  WORK=$(mktemp -d "/tmp/aio-$1-bench.XXXXXX")
+  RAW=$WORK/raw.txt
+  : > "$RAW"
+}

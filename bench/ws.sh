@@ -19,10 +19,9 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-# the shared peers: beside the checkout (../shared), or beside a worktree's
-# folder (../../shared)
-PEERS=${PEERS:-$(for d in "$ROOT/../shared" "$ROOT/../../shared"; do
-  [ -d "$d/bench/peers" ] && (cd "$d/bench/peers" && pwd) && break; done)}
+# run, field, stats, median, row, ratio, peers_dir
+. "$HERE/lib.sh"
+PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
 
 RUNS=5
@@ -32,14 +31,8 @@ done
 shift $((OPTIND - 1))
 WLS=${*:-"w8 idle"}
 IDLE_N=${IDLE_N:-10000}
-export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 PY=/usr/bin/python3
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
-make -s all || exit 1
-WORK=$(mktemp -d /tmp/aio-ws-bench.XXXXXX)
-RAW=$WORK/raw.txt
-: > "$RAW"
+bench_start ws || exit 1
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -47,8 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-. "$HERE/lib.sh"
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {

@@ -88,11 +88,21 @@ typedef struct WebSocket {
   uint16_t flags;               /* WS_* */
 } WebSocket;
 
+#define WS_RECORD (1 + sizeof(size_t))  /* head of a record in `ready` */
+#define WS_NONE SIZE_MAX        /* `cur` when no message is arriving */
 #define WS_READY_HIGH 65536     /* pause reading past this much taken */
 #define WS_WRITE_HIGH 65536     /* send waits past this much queued */
 
-/* ws_conn.c */
-void aio__open_ws_conn (lua_State *L, int wsidx);
+/* ws_conn.c: the connection (no Lua) */
+WsPool *aio__ws_pool (lua_State *L);
+void aio__ws_start (WebSocket *ws);
+int aio__ws_frame (WebSocket *ws, uint8_t opcode, const char *p, size_t n);
+void aio__ws_frame_close (WebSocket *ws, uint16_t code, const char *reason,
+                          size_t n);
+void aio__ws_flush (WebSocket *ws);
+void aio__ws_drop_partial (WebSocket *ws);
+void aio__ws_finish (WebSocket *ws);
+void aio__ws_end (WebSocket *ws);
 void aio__ws_reset (lua_State *L);
 
 /* ws_handshake.c */

@@ -1,9 +1,10 @@
 /*
 ** ws_conn.c
-** The WebSocket object: wslay's event API over a Stream's buffers (our
-** own recv/send callbacks), contexts pooled so that idle connections hold
-** none, received messages kept until a task takes them, sends with
-** backpressure, automatic pongs, the heartbeat and the close handshake.
+** A WebSocket connection's machinery (no Lua in here): wslay's event API
+** over a Stream's buffers (our own recv/send callbacks), contexts pooled
+** so that idle connections hold none, received messages kept until a task
+** takes them, frames written once per round, automatic pongs, the
+** heartbeat, and the end of the connection. The object is ws_object.c.
 ** See LICENSE
 */
 
@@ -14,14 +15,9 @@
 
 #include "ws.h"
 
-#define WS_MT "aio.WebSocket"
 #define LINGER 2.0              /* seconds the TCP close waits for a FIN */
-#define RECORD (1 + sizeof(size_t))   /* kind byte + length of a record */
-#define NONE SIZE_MAX
 
 static const char pool_key = 0;
-
-static void ws_end (WebSocket *ws);
 
 
 /* ---------------------------------------------------------------------
@@ -111,11 +107,11 @@ static void frame_start_cb (wslay_event_context_ptr ctx,
     ws->msglen = 0;
     if (ws->flags & (WS_SENT | WS_RCVD)) ws->flags |= WS_DROP;  /* closing */
     else {
-      char head[RECORD] = {0};
+      char head[WS_RECORD] = {0};
       head[0] = (char)a->opcode;
       ws->cur = aio_buf_avail(&ws->ready);
-      if (!aio__buf_append(&ws->ready, head, RECORD)) {
-        ws->cur = NONE;
+      if (!aio__buf_append(&ws->ready, head, WS_RECORD)) {
+        ws->cur = WS_NONE;
         fail_now(ctx, ws, 1011);
         return;
       }
@@ -134,7 +130,7 @@ static void frame_chunk_cb (wslay_event_context_ptr ctx,
                             const struct wslay_event_on_frame_recv_chunk_arg *a,
                             void *ud) {
   WebSocket *ws = cur_ws(ud);
-  if (!(ws->flags & WS_FDATA) || ws->fail || ws->cur == NONE ||
+  if (!(ws->flags & WS_FDATA) || ws->fail || ws->cur == WS_NONE ||
       (ws->flags & WS_DROP) || a->data_length == 0) return;
   if (!aio__buf_append(&ws->ready, a->data, a->data_length))
     fail_now(ctx, ws, 1011);
@@ -150,10 +146,10 @@ static void frame_end_cb (wslay_event_context_ptr ctx, void *ud) {
 
 
 /* Drops the message still arriving, if any. */
-static void drop_partial (WebSocket *ws) {
-  if (ws->cur != NONE) {
+void aio__ws_drop_partial (WebSocket *ws) {
+  if (ws->cur != WS_NONE) {
     ws->ready.len = ws->ready.off + ws->cur;
-    ws->cur = NONE;
+    ws->cur = WS_NONE;
     if (aio_buf_avail(&ws->ready) == 0) aio__buf_consume(&ws->ready, 0, 0);
   }
 }
@@ -169,12 +165,12 @@ static void msg_cb (wslay_event_context_ptr ctx,
   switch (a->opcode) {
     case WSLAY_TEXT_FRAME: case WSLAY_BINARY_FRAME:
       ws->flags &= ~WS_DROP;
-      if (ws->fail || ws->cur == NONE) break;
+      if (ws->fail || ws->cur == WS_NONE) break;
       {
         size_t len = (size_t)ws->msglen;
         memcpy(aio_buf_head(&ws->ready) + ws->cur + 1, &len, sizeof len);
       }
-      ws->cur = NONE;
+      ws->cur = WS_NONE;
       ws->nready++;
       break;
     case WSLAY_PONG:
@@ -268,7 +264,7 @@ static void pool_drain (WsPool *p) {
 
 
 /* The pool of this Lua state (made on first use). */
-static WsPool *get_pool (lua_State *L) {
+WsPool *aio__ws_pool (lua_State *L) {
   WsPool *p;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key) == LUA_TUSERDATA) {
     p = (WsPool *)lua_touserdata(L, -1);
@@ -290,23 +286,23 @@ static WsPool *get_pool (lua_State *L) {
 
 /* Sends the frames not sent yet without waiting; a connection that
 ** cannot be written any more is over. */
-static void flush_nowait (WebSocket *ws) {
+void aio__ws_flush (WebSocket *ws) {
   link_remove(&ws->flush.link);
   if (ws->flags & WS_ENDED) aio__buf_free(&ws->out);
-  else if (aio__stream_send(NULL, ws->s, &ws->out, 0, 0) < 0) ws_end(ws);
+  else if (aio__stream_send(NULL, ws->s, &ws->out, 0, 0) < 0) aio__ws_end(ws);
 }
 
 
 /* The end of a round of tasks: sends what they framed. */
 static void on_flush (Loop *loop, Deferred *d) {
   (void)loop;
-  flush_nowait(aio_container_of(d, WebSocket, flush));
+  aio__ws_flush(aio_container_of(d, WebSocket, flush));
 }
 
 
 /* Frames a message or control frame into `out`: 0 or a wslay error. */
-static int frame_msg (WebSocket *ws, uint8_t opcode, const char *p,
-                      size_t n) {
+int aio__ws_frame (WebSocket *ws, uint8_t opcode, const char *p,
+                    size_t n) {
   wslay_event_context_ptr ctx = borrow(ws);
   struct wslay_event_msg m;
   int r;
@@ -326,8 +322,8 @@ static int frame_msg (WebSocket *ws, uint8_t opcode, const char *p,
 ** away after), so that the connection's context stays free to parse the
 ** peer's frames, and reusable. Marks it sent.
 */
-static void frame_close (WebSocket *ws, uint16_t code, const char *reason,
-                         size_t n) {
+void aio__ws_frame_close (WebSocket *ws, uint16_t code, const char *reason,
+                          size_t n) {
   WsPool *p = ws->pool;
   wslay_event_context_ptr c = ctx_take(p, role(ws));
   ws->flags |= WS_SENT;
@@ -352,26 +348,26 @@ static void shutdown_cb (uv_shutdown_t *r, int status) {
   free(r);
 }
 
-static void ws_finish (WebSocket *ws) {
+void aio__ws_finish (WebSocket *ws) {
   Stream *s = ws->s;
   uv_shutdown_t *r;
   Loop *loop = ws->io.loop;
   if (ws->flags & (WS_FINISHING | WS_ENDED)) return;
   ws->flags |= WS_FINISHING;
-  drop_partial(ws);
+  aio__ws_drop_partial(ws);
   if (s->io.closing) {
-    ws_end(ws);
+    aio__ws_end(ws);
     return;
   }
   if (s->tls != NULL) aio__tls_shutdown(s);
   r = (uv_shutdown_t *)malloc(sizeof *r);
   if (r == NULL || uv_shutdown(r, &s->h.stream, shutdown_cb) < 0) {
     free(r);
-    ws_end(ws);
+    aio__ws_end(ws);
     return;
   }
   if (aio__stream_read_start(s) < 0) {
-    ws_end(ws);
+    aio__ws_end(ws);
     return;
   }
   ws->flags &= ~WS_PAUSED;
@@ -380,7 +376,7 @@ static void ws_finish (WebSocket *ws) {
 
 
 /* The connection is over: closes the stream now (its readers wake). */
-static void ws_end (WebSocket *ws) {
+void aio__ws_end (WebSocket *ws) {
   Stream *s = ws->s;
   if (ws->flags & WS_ENDED) return;
   ws->flags |= WS_ENDED;
@@ -391,7 +387,7 @@ static void ws_end (WebSocket *ws) {
     wslay_event_context_free(ws->ctx);
     ws->ctx = NULL;
   }
-  drop_partial(ws);
+  aio__ws_drop_partial(ws);
   s->upper = NULL;
   aio__io_close(&s->io);
 }
@@ -403,10 +399,10 @@ static void ws_fail (WebSocket *ws, uint16_t code, const char *why) {
   if (ws->fail == 0) ws->fail = code;
   if (ws->reason == NULL && why != NULL) ws->reason = strdup(why);
   if (!(ws->flags & (WS_SENT | WS_ENDED))) {
-    frame_close(ws, code, why, why != NULL ? strlen(why) : 0);
-    flush_nowait(ws);
+    aio__ws_frame_close(ws, code, why, why != NULL ? strlen(why) : 0);
+    aio__ws_flush(ws);
   }
-  ws_finish(ws);
+  aio__ws_finish(ws);
 }
 
 
@@ -449,10 +445,10 @@ static void parse (WebSocket *ws) {
     ws->fail = (ws->flags & WS_SENT) && ws->scode >= 1000 &&
                ws->scode != 1006 ? ws->scode : 1002;   /* found by wslay */
   release(ws);
-  flush_nowait(ws);
+  aio__ws_flush(ws);
   if (ws->flags & (WS_RCVD | WS_ENDED) || ws->fail) {
-    if (ws->fail) drop_partial(ws);
-    if (ws->flags & WS_SENT) ws_finish(ws);
+    if (ws->fail) aio__ws_drop_partial(ws);
+    if (ws->flags & WS_SENT) aio__ws_finish(ws);
   }
 }
 
@@ -470,7 +466,7 @@ static void on_input (Stream *s, StreamUpper *up) {
       aio__buf_consume(&s->in.buf, aio_buf_avail(&s->in.buf), 0);
     else parse(ws);
   }
-  if (s->rerr != 0) ws_end(ws);
+  if (s->rerr != 0) aio__ws_end(ws);
   else if (ws->nready > 0 && aio_buf_avail(&ws->ready) >= WS_READY_HIGH &&
            !(ws->flags & WS_FINISHING)) {
     aio__stream_read_stop(s);
@@ -485,7 +481,7 @@ static void on_input (Stream *s, StreamUpper *up) {
 ** connection is over. */
 static void on_close (Stream *s, StreamUpper *up) {
   (void)s;
-  ws_end(aio_container_of(up, WebSocket, up));
+  aio__ws_end(aio_container_of(up, WebSocket, up));
 }
 
 
@@ -496,7 +492,7 @@ static void on_timer (Loop *loop, TimerCb *tc) {
   uint64_t beat = (uint64_t)(ws->heartbeat * AIO_NS), now = aio__hrtime();
   if (ws->flags & WS_ENDED) return;
   if ((ws->flags & WS_FINISHING) || ws->s->io.closing) {
-    ws_end(ws);
+    aio__ws_end(ws);
     return;
   }
   if (ws->flags & (WS_SENT | WS_RCVD) || beat == 0) return;
@@ -506,7 +502,7 @@ static void on_timer (Loop *loop, TimerCb *tc) {
       ws->fail = 1006;
       snprintf(why, sizeof why, "no pong within %g s", ws->heartbeat / 2);
       if (ws->reason == NULL) ws->reason = strdup(why);
-      ws_end(ws);
+      aio__ws_end(ws);
       return;
     }
     ws->flags &= ~WS_PING_OUT;                  /* something came */
@@ -516,86 +512,25 @@ static void on_timer (Loop *loop, TimerCb *tc) {
                    (ws->flags & WS_PAUSED ? now : ws->last_rx) + beat);
     return;
   }
-  if (frame_msg(ws, WSLAY_PING, NULL, 0) != 0) {
+  if (aio__ws_frame(ws, WSLAY_PING, NULL, 0) != 0) {
     ws_fail(ws, 1011, fail_reason(1011));
     return;
   }
-  flush_nowait(ws);
+  aio__ws_flush(ws);
   ws->flags |= WS_PING_OUT;
   aio__timer_arm(loop, &ws->timer.timer, now + beat / 2);
 }
 
 
-/* ---------------------------------------------------------------------
-** The object
-** ------------------------------------------------------------------- */
-
-/* close, __close (from C), __gc, the end of the run: ends the connection
-** at once (ws:close() is the handshake). */
-static void ws_io_close (IoHandle *io) {
-  WebSocket *ws = (WebSocket *)io;
-  ws_end(ws);
-}
-
-
-static void ws_io_release (IoHandle *io) {
-  WebSocket *ws = (WebSocket *)io;
-  aio__buf_free(&ws->ready);
-  aio__buf_free(&ws->out);
-  free(ws->reason);
-}
-
-
-static const IoType ws_type = {"WebSocket", ws_io_close, NULL,
-                               ws_io_release};
-
-
-#define checkws(L) ((WebSocket *)aio__io_check(L))
-#define selfws(L) ((WebSocket *)aio__io_self(L))
-
-/* Has the connection stopped (no more messages will arrive)? */
-static int ws_over (WebSocket *ws) {
-  if (ws->s->io.closing) ws_end(ws);
-  return (ws->flags & (WS_SENT | WS_RCVD | WS_ENDED)) || ws->fail;
-}
-
-
-/* The close code: the one we failed the connection with, else the
-** peer's, else 1006 once it ended without one; 0 while open. */
-static int ws_close_code (WebSocket *ws) {
-  if (ws->fail) return ws->fail;
-  if (ws->flags & WS_RCVD) return ws->rcode;
-  if (ws->flags & WS_ENDED) return 1006;
-  return 0;
-}
-
-
 /*
-** core.ws.wrap(stream, server, max_message, heartbeat, protocol, name,
-** close_timeout) -> WebSocket over `stream` (after the handshake; bytes
-** it has buffered are the first frames). `server`: the server end. User
-** values: the stream, the protocol, the name for messages.
+** Starts the connection of `ws` (its stream, pool, limits, flags and
+** heartbeat set): it reads its stream from now on, parses what is already
+** buffered (the peer's first frames), and arms the heartbeat.
 */
-static int ws_wrap (lua_State *L) {
-  Loop *loop = aio_upvalue_loop(L);
-  Stream *s = (Stream *)((IoRef *)luaL_checkudata(L, 1, "aio.Stream"))->io;
-  lua_Integer maxm = luaL_checkinteger(L, 3);
-  double beat = luaL_optnumber(L, 4, 0);
-  double close_timeout = luaL_optnumber(L, 7, 5);
-  WebSocket *ws;
-  lua_settop(L, 7);
-  if (s == NULL || s->io.closing) return aio__closed_error(L, "stream");
-  luaL_argcheck(L, maxm > 0, 3, "max_message must be positive");
-  if (s->upper != NULL) return aio__usage(L, "the stream is a WebSocket's");
-  ws = (WebSocket *)aio__io_new(loop, sizeof(WebSocket), &ws_type);
-  if (ws == NULL) return aio__nomem(L, "making a WebSocket");
-  ws->s = s;
-  ws->pool = get_pool(L);
-  ws->cur = NONE;
-  ws->max_message = (uint64_t)maxm;
-  ws->heartbeat = beat > 0 ? beat : 0;
-  ws->close_timeout = close_timeout > 0 ? close_timeout : 0;
-  ws->flags = lua_toboolean(L, 2) ? WS_SERVER : 0;
+void aio__ws_start (WebSocket *ws) {
+  Stream *s = ws->s;
+  Loop *loop = ws->io.loop;
+  ws->cur = SIZE_MAX;
   ws->timer.timer.kind = AIO_TIMER_CALLBACK;
   ws->timer.fire = on_timer;
   ws->up.on_input = on_input;
@@ -603,357 +538,13 @@ static int ws_wrap (lua_State *L) {
   link_init(&ws->flush.link);
   ws->flush.run = on_flush;
   ws->last_rx = aio__hrtime();
-  aio__io_push(L, &ws->io, WS_MT, 3);              /* ... ws */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, 5);
-  lua_setiuservalue(L, -2, 2);
-  lua_pushvalue(L, 6);
-  lua_setiuservalue(L, -2, 3);
   s->upper = &ws->up;
   s->in.keep = 0;                 /* no buffer kept while idle */
-  if (aio__stream_read_start(s) < 0) ws_end(ws);
+  if (aio__stream_read_start(s) < 0) aio__ws_end(ws);
   else if (aio_buf_avail(&s->in.buf) > 0 || s->rerr != 0) on_input(s, &ws->up);
   if (ws->heartbeat > 0 && !(ws->flags & WS_ENDED))
     aio__timer_arm(loop, &ws->timer.timer,
                    aio__deadline(loop, ws->heartbeat));
-  return 1;
-}
-
-
-/* Raises `closed` for a send on a connection that is closing or over. */
-static int closed_error (lua_State *L, WebSocket *ws) {
-  int code = ws_close_code(ws);
-  lua_getiuservalue(L, 1, 3);
-  aio__error_new(L, "closed", "the WebSocket %s is closed%s",
-                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "",
-                 ws->flags & WS_ENDED ? "" : " (closing)");
-  if (code != 0) {
-    lua_pushinteger(L, code);
-    lua_setfield(L, -2, "code");
-  }
-  return lua_error(L);
-}
-
-
-/* Continuation of a send that waits for the peer (backpressure): the
-** write request is on top. */
-static int send_k (lua_State *L, int status, lua_KContext ctx) {
-  WebSocket *ws = selfws(L);
-  Req *q = (Req *)lua_touserdata(L, -1);
-  Task *t = ws->io.loop->current;
-  (void)status; (void)ctx;
-  if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
-  if (q->status < 0) {
-    ws_end(ws);
-    return closed_error(L, ws);
-  }
-  return 0;
-}
-
-
-/*
-** send and send_binary: frames `data` (argument 2) as one message, sent
-** at the end of the round of tasks. While more than WS_WRITE_HIGH bytes
-** wait for the peer, it is sent now and the task waits until the kernel
-** took it all (backpressure).
-*/
-static int send_common (lua_State *L, uint8_t opcode, const char *what) {
-  Loop *loop = aio_upvalue_loop(L);
-  WebSocket *ws = checkws(L);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  Task *t;
-  int rc;
-  lua_settop(L, 2);
-  t = aio__task_enter(L, loop, what);
-  if (opcode == WSLAY_TEXT_FRAME && !aio__utf8_valid(data, len))
-    return luaL_argerror(L, 2, "invalid UTF-8 (send_binary sends bytes)");
-  if (ws_over(ws)) return closed_error(L, ws);
-  if (frame_msg(ws, opcode, data, len) != 0) {
-    aio__buf_free(&ws->out);
-    link_remove(&ws->flush.link);
-    return aio__nomem(L, "sending a WebSocket message");
-  }
-  if (uv_stream_get_write_queue_size(&ws->s->h.stream) +
-      aio_buf_avail(&ws->out) <= WS_WRITE_HIGH) {
-    aio__defer(loop, &ws->flush);
-    return 0;
-  }
-  link_remove(&ws->flush.link);
-  rc = aio__stream_send(L, ws->s, &ws->out, 0, WS_WRITE_HIGH);
-  if (rc < 0) {
-    ws_end(ws);
-    return closed_error(L, ws);
-  }
-  if (rc == 0) return 0;
-  return aio__req_wait(L, t, (Req *)lua_touserdata(L, -1), 0, send_k);
-}
-
-
-/* ws:send(text) (suspends while the peer is slower): one text message;
-** `text` must be UTF-8. Raises `closed` once the connection closes. */
-static int ws_send (lua_State *L) {
-  return send_common(L, WSLAY_TEXT_FRAME, "ws:send");
-}
-
-
-/* ws:send_binary(data) (suspends while the peer is slower). */
-static int ws_send_binary (lua_State *L) {
-  return send_common(L, WSLAY_BINARY_FRAME, "ws:send_binary");
-}
-
-
-/* Takes the first complete message: pushes data, kind. */
-static int pop_message (lua_State *L, WebSocket *ws) {
-  char *head = aio_buf_head(&ws->ready);
-  size_t len;
-  memcpy(&len, head + 1, sizeof len);
-  lua_pushlstring(L, head + RECORD, len);
-  if (head[0] == WSLAY_TEXT_FRAME) lua_pushliteral(L, "text");
-  else lua_pushliteral(L, "binary");
-  aio__buf_consume(&ws->ready, RECORD + len, 0);
-  if (ws->cur != NONE) ws->cur -= RECORD + len;
-  ws->nready--;
-  if ((ws->flags & WS_PAUSED) &&
-      aio_buf_avail(&ws->ready) < WS_READY_HIGH / 2) {
-    ws->flags &= ~WS_PAUSED;
-    if (aio__stream_read_start(ws->s) < 0) ws_end(ws);
-  }
-  return 2;
-}
-
-
-static int receive_k (lua_State *L, int status, lua_KContext ctx);
-
-static int receive_body (lua_State *L, WebSocket *ws) {
-  if (ws->nready > 0) return pop_message(L, ws);
-  if (ws_over(ws)) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return aio__io_wait(L, &ws->io, &ws->s->readers, 0, 0, receive_k);
-}
-
-
-static int receive_k (lua_State *L, int status, lua_KContext ctx) {
-  WebSocket *ws = selfws(L);
-  Task *t = ws->io.loop->current;
-  (void)status; (void)ctx;
-  if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
-  if (ws->io.closing) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return receive_body(L, ws);
-}
-
-
-/* ws:receive() (suspends) -> data, "text"|"binary"; nil once the
-** connection is closed (or closing) and every message was taken. A
-** cancelled receive takes nothing. */
-static int ws_receive (lua_State *L) {
-  Loop *loop = aio_upvalue_loop(L);
-  WebSocket *ws = selfws(L);
-  lua_settop(L, 1);
-  aio__task_enter(L, loop, "ws:receive");
-  if (ws->io.closing) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return receive_body(L, ws);
-}
-
-
-/* ws:ping([data]): sends a ping (up to 125 bytes); the pong is
-** answered by the peer and counts for the heartbeat. */
-static int ws_ping (lua_State *L) {
-  WebSocket *ws = checkws(L);
-  size_t len = 0;
-  const char *data = luaL_optlstring(L, 2, "", &len);
-  luaL_argcheck(L, len <= 125, 2, "a ping carries at most 125 bytes");
-  if (ws_over(ws)) return closed_error(L, ws);
-  if (frame_msg(ws, WSLAY_PING, data, len) != 0) {
-    aio__buf_free(&ws->out);
-    link_remove(&ws->flush.link);
-    return aio__nomem(L, "sending a WebSocket ping");
-  }
-  flush_nowait(ws);
-  return 0;
-}
-
-
-/* May a close frame carry `code`? */
-static int sendable_code (lua_Integer code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-         (code >= 3000 && code <= 4999);
-}
-
-
-static int close_k (lua_State *L, int status, lua_KContext ctx) {
-  WebSocket *ws = selfws(L);
-  Loop *loop = ws->io.loop;
-  Task *t = loop->current;
-  (void)status;
-  if (t->wake == AIO_WAKE_OK && !(ws->flags & WS_ENDED) &&
-      !ws->s->io.closing && !ws->io.closing) {  /* not yet: wait on */
-    link_push(&ws->s->readers, &t->wait.link);
-    aio__timer_arm(loop, &t->timer, (uint64_t)ctx);
-    return aio__suspend(L, t, ctx, close_k);
-  }
-  ws_end(ws);              /* done, timed out, or cancelled: it is over */
-  if (t->wake != AIO_WAKE_OK && t->wake != AIO_WAKE_TIMER)
-    return aio__wake_raise(L, t);
-  return 0;
-}
-
-
-/*
-** ws:close([code=1000, reason="", timeout]) (suspends): the closing
-** handshake. Sends the close frame (once), waits for the peer's and the
-** end of the TCP connection for up to `timeout` seconds (the
-** WebSocket's close_timeout by default), then (or if cancelled) closes
-** it at once. Returns at once when it is over already; outside a task
-** (or where it cannot wait) it only closes the connection.
-*/
-static int ws_close (lua_State *L) {
-  Loop *loop = aio_upvalue_loop(L);
-  WebSocket *ws = selfws(L);
-  lua_Integer code = luaL_optinteger(L, 2, 1000);
-  size_t n = 0;
-  const char *reason = luaL_optlstring(L, 3, "", &n);
-  double secs = luaL_optnumber(L, 4, ws->close_timeout);
-  uint64_t deadline;
-  Task *t = loop->current;
-  luaL_argcheck(L, sendable_code(code), 2, "invalid close code");
-  luaL_argcheck(L, n <= 123 && aio__utf8_valid(reason, n), 3,
-                "the reason must be UTF-8 of at most 123 bytes");
-  lua_settop(L, 4);
-  if (ws->io.closing || (ws->flags & WS_ENDED)) return 0;
-  if (ws->s->io.closing || t == NULL || !lua_isyieldable(L)) {
-    ws_end(ws);
-    return 0;
-  }
-  if (!(ws->flags & WS_SENT) && !ws->fail) {
-    frame_close(ws, (uint16_t)code, reason, n);
-    flush_nowait(ws);
-    drop_partial(ws);
-  }
-  if (ws->flags & (WS_RCVD) || ws->fail) ws_finish(ws);
-  if (aio__cancel_pending(t)) ws_end(ws);      /* the wait would raise */
-  t = aio__task_enter(L, loop, "ws:close");
-  if (ws->flags & WS_ENDED) return 0;
-  deadline = aio__deadline(loop, secs < 0 ? 0 : secs);
-  link_push(&ws->s->readers, &t->wait.link);
-  aio__timer_arm(loop, &t->timer, deadline);
-  return aio__suspend(L, t, (lua_KContext)deadline, close_k);
-}
-
-
-/* __close: close() with the default code. */
-static int ws__close (lua_State *L) {
-  selfws(L);
-  lua_settop(L, 1);
-  return ws_close(L);
-}
-
-
-/* __index: the fields close_code, close_reason, protocol, closed; then
-** the methods (upvalue 3). */
-static int ws__index (lua_State *L) {
-  IoRef *ref = (IoRef *)aio__checkself(L);
-  WebSocket *ws = (WebSocket *)ref->io;
-  const char *k = lua_tostring(L, 2);
-  if (k != NULL && ws != NULL) {
-    if (strcmp(k, "close_code") == 0) {
-      int code = ws_close_code(ws);
-      if (code == 0 && ws->io.closing) code = 1006;
-      if (code != 0) lua_pushinteger(L, code);
-      else lua_pushnil(L);
-      return 1;
-    }
-    if (strcmp(k, "close_reason") == 0) {
-      if (ws_close_code(ws) == 0 && !ws->io.closing) lua_pushnil(L);
-      else lua_pushstring(L, ws->reason != NULL ? ws->reason : "");
-      return 1;
-    }
-    if (strcmp(k, "protocol") == 0) {
-      lua_getiuservalue(L, 1, 2);
-      return 1;
-    }
-    if (strcmp(k, "closed") == 0) {
-      lua_pushboolean(L, ws->io.closing || ws_over(ws));
-      return 1;
-    }
-  }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(3));
-  return 1;
-}
-
-
-static int ws__tostring (lua_State *L) {
-  IoRef *ref = (IoRef *)aio__checkself(L);
-  WebSocket *ws = (WebSocket *)ref->io;
-  lua_getiuservalue(L, 1, 3);
-  lua_pushfstring(L, "aio.WebSocket (%s%s)",
-                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "?",
-                  ws == NULL || ws->io.closing || ws_over(ws) ? ", closed" :
-                  "");
-  return 1;
-}
-
-
-/* ws:_stream() -> the stream underneath (for tests and the server). */
-static int ws_stream (lua_State *L) {
-  selfws(L);
-  lua_getiuservalue(L, 1, 1);
-  return 1;
-}
-
-
-static const luaL_Reg ws_methods[] = {
-  {"send", ws_send},
-  {"send_binary", ws_send_binary},
-  {"receive", ws_receive},
-  {"ping", ws_ping},
-  {"close", ws_close},
-  {"_abort", aio__io_close_method},
-  {"_stream", ws_stream},
-  {NULL, NULL}
-};
-
-
-static const luaL_Reg ws_meta[] = {
-  {"__index", ws__index},
-  {"__gc", aio__io__gc},
-  {"__close", ws__close},
-  {"__tostring", ws__tostring},
-  {NULL, NULL}
-};
-
-
-static const AioClass ws_class = {WS_MT, ws_methods, ws_meta};
-
-
-static const luaL_Reg conn_funcs[] = {
-  {"wrap", ws_wrap},
-  {NULL, NULL}
-};
-
-
-/* Adds wrap to the core.ws table at `wsidx`, and core.WebSocket (the
-** methods table, which the Lua layer completes). The loop is at wsidx-2,
-** the core table at wsidx-1. */
-void aio__open_ws_conn (lua_State *L, int wsidx) {
-  aio__class_open(L, wsidx - 2, &ws_class);
-  lua_getfield(L, -1, "__index");
-  lua_getupvalue(L, -1, 3);                 /* the methods table */
-  lua_setfield(L, wsidx - 1, "WebSocket");
-  lua_pop(L, 2);
-  lua_pushvalue(L, wsidx);
-  aio__setfuncs(L, wsidx - 2, conn_funcs);
-  lua_pop(L, 1);
 }
 
 
@@ -963,23 +554,3 @@ void aio__ws_reset (lua_State *L) {
     pool_drain((WsPool *)lua_touserdata(L, -1));
   lua_pop(L, 1);
 }
-
-
-/* core.ws = {wrap, accept_key, new_key, key_ok, parse_head, utf8_valid};
-** core.WebSocket: the methods. */
-static void open_ws (lua_State *L) {
-  int core = lua_gettop(L);
-  lua_newtable(L);
-  aio__open_ws_conn(L, core + 1);
-  aio__open_ws_handshake(L, core + 1);
-  lua_setfield(L, core, "ws");
-}
-
-
-static void close_ws (lua_State *L, Loop *loop) {
-  (void)loop;
-  aio__ws_reset(L);
-}
-
-
-const AioModule aio__module_ws = {"ws", open_ws, close_ws};

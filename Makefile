@@ -4,9 +4,9 @@
 LUA      ?= lua5.4
 BUSTED   ?= busted
 CC       ?= cc
-PKGS      = lua5.4 libuv libcurl libssl hiredis
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto hiredis 2>/dev/null || echo -luv -lcurl -lssl -lcrypto -lhiredis) \
+PKGS      = lua5.4 libuv libcurl libssl hiredis libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4 -I/usr/include/postgresql)
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto hiredis libpq 2>/dev/null || echo -luv -lcurl -lssl -lcrypto -lhiredis -lpq) \
               -lwslay -lhttp_parser
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
@@ -24,7 +24,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench bench-ws bench-redis clean env lint
+.PHONY: all test sanitize valgrind bench bench-redis bench-pg bench-ws clean env lint
 
 all: $(CORE)
 
@@ -73,10 +73,15 @@ bench: all
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
 	$(MAKE) -s bench-redis
+	$(MAKE) -s bench-pg
 	$(MAKE) -s bench-ws
 
 bench-redis: all
 	$(LUA_ENV) bash bench/redis.sh -r $(BENCH_RUNS)
+
+# W9: aio.pg beside asyncpg and pgbench on one throwaway PostgreSQL
+bench-pg: all
+	$(LUA_ENV) bash bench/pg.sh -r $(BENCH_RUNS)
 
 # WebSocket (W8 beside node ws, aiohttp, websockets; RSS per idle
 # connection) alone

@@ -1,6 +1,18 @@
-# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh) share, sourced
-# after they set WORK (a scratch folder), RAW (the file of tagged RESULT
-# lines) and BENCH_TIMEOUT (seconds a run may take). See LICENSE
+# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh, pg.sh, ws.sh)
+# share, sourced before their functions are called; those use WORK (a
+# scratch folder), RAW (the file of tagged RESULT lines) and BENCH_TIMEOUT
+# (seconds a run may take). See LICENSE
+
+# peers_dir ROOT: the peer benchmarks, ../shared/bench/peers of the
+# checkout at ROOT or of the folder holding the worktrees ($PEERS if set)
+peers_dir() {
+  local d
+  if [ -n "${PEERS:-}" ]; then echo "$PEERS"; return; fi
+  for d in "$1/.." "$1/../.."; do
+    if [ -d "$d/shared/bench/peers" ]; then (cd "$d/shared/bench/peers" && pwd); return; fi
+  done
+  echo "$1/../shared/bench/peers"
+}
 
 # run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
 run() {
@@ -26,16 +38,6 @@ row() {  # LABEL KEY UNIT
   printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
-
-# peers_dir ROOT: $PEERS if set, else the shared peers, ../shared/bench/peers
-# of the checkout ROOT (or of the folder holding the worktrees)
-peers_dir() {
-  if [ -n "${PEERS:-}" ]; then echo "$PEERS"; return; fi
-  for d in "$1/.." "$1/../.."; do
-    [ -d "$d/shared/bench/peers" ] && (cd "$d/shared/bench/peers" && pwd) && return
-  done
-  echo "$1/../shared/bench/peers"
-}
 
 # bench_start NAME: what every run needs: descriptors, the build, BENCH_TIMEOUT
 # (120 s unless set), and a scratch folder WORK with an empty RAW file

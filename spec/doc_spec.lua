@@ -41,7 +41,7 @@ describe("the README reference", function()
   it("has a heading for every module function", function()
     H.load_all(aio)
     need(functions_of(aio), "aio.")
-    for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis"}) do
+    for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "pg"}) do
       need(functions_of(aio[m]), "aio." .. m .. ".")
     end
     assert.are.same({}, missing)

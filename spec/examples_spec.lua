@@ -167,6 +167,15 @@ describe("examples", function()
     assert.matches("ttl of a cached item: %d+ s", out)
   end)
 
+  it("pg_pool.lua shares a pool, moves money in a transaction, listens", function()
+    local out = run(example("pg_pool.lua"), "'' 300")
+    if out:match("PostgreSQL is not installed") then return end
+    assert.matches("1%. 300 tasks ran 300 queries on 10 connections in [%d.]+ s; the last square is 90000", out)
+    assert.matches("2%. after moving 30: alice 70, bob 30", out)
+    assert.matches("moving 500 failed %(.-check constraint.-, sqlstate 23514%), so nothing moved: alice 70, bob 30", out)
+    assert.matches("3%. the listener got: resize image\n3%. the listener got: send mail\n3%. the listener got: stop", out)
+  end)
+
   -- last: the tests above have marked what they ran
   it("cover every file in examples/", function()
     for name in io.popen("ls examples/*.lua"):lines() do

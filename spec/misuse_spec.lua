@@ -31,7 +31,7 @@ local function callables(objects)
   end
   H.load_all(aio)
   add("aio.", aio)
-  for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis"}) do add("aio." .. m .. ".", aio[m]) end
+  for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "pg"}) do add("aio." .. m .. ".", aio[m]) end
   for oname, obj in pairs(objects) do add(oname .. ":", H.method_table(obj), obj) end
   table.sort(list, function(a, b) return a.name < b.name end)
   return list

@@ -24,6 +24,7 @@ extern const AioModule aio__module_signal;
 extern const AioModule aio__module_http;
 extern const AioModule aio__module_ws;
 extern const AioModule aio__module_redis;
+extern const AioModule aio__module_pg;
 
 const AioModule *const aio__modules[] = {
   &aio__module_req,
@@ -41,6 +42,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_http,
   &aio__module_ws,
   &aio__module_redis,
+  &aio__module_pg,
   NULL
 };
 

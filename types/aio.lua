@@ -35,6 +35,7 @@
 ---| "thread"      # an error inside aio.to_thread
 ---| "interrupted" # SIGINT stopped aio.run
 ---| "redis"       # a Redis error reply (fields `prefix`, such as "WRONGTYPE", and `command`)
+---| "db"          # PostgreSQL reported an error (fields sqlstate, detail, hint, position, ...)
 
 ---Which deadline ran out, in a `timeout` error.
 ---@alias aio.TimeoutPhase
@@ -136,7 +137,7 @@
 
 ---asyncio + aiohttp for Lua 5.4: tasks on one libuv event loop driven from
 ---C, composition, synchronization, an HTTP client, files, TCP, DNS,
----threads, processes and signals.
+---threads, processes, signals and a PostgreSQL client.
 ---@class aio
 ---@field _VERSION string "aio scm"
 local aio = {}
@@ -174,6 +175,18 @@ local aio = {}
 ---@field traceback? string `thread`: where the error was raised inside the worker
 ---@field value? any `thread`: the original error value, when it could be copied
 ---@field stdout? string `timeout` from aio.process.run: output captured so far
+---@field sqlstate? string `db` (and PostgreSQL's `io`, `connect`): the SQLSTATE ("42P01", "28P01", "57P01")
+---@field severity? string `db`: "ERROR", "FATAL", ...
+---@field detail? string `db`: the server's DETAIL
+---@field hint? string `db`: the server's HINT
+---@field position? integer `db`: where in the SQL text the error is (1-based character)
+---@field where? string `db`: the server's CONTEXT (call stack of functions)
+---@field schema? string `db`: the schema involved
+---@field table? string `db`: the table involved
+---@field column? string `db`: the column involved
+---@field datatype? string `db`: the data type involved
+---@field constraint? string `db`: the constraint violated
+---@field query? string `db`: the SQL text that failed
 ---@field stderr? string `timeout` from aio.process.run: error output captured so far
 ---@overload fun(kind: aio.ErrorKind, message?: string, fields?: table): aio.Error
 aio.Error = {}

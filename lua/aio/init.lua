@@ -70,7 +70,7 @@ coroutine.yield = core.yield
 
 -- The public names provided by Lua modules, loaded on first use: name ->
 -- module. Users only ever see aio.<name>; the module paths follow the
--- layers (core, sync, io, http). A new module adds its line here.
+-- layers (core, sync, io, http, db). A new module adds its line here.
 local lazy = {
   -- core: composition, structured concurrency, retries
   timeout = "aio.core.compose", shield = "aio.core.compose",
@@ -93,6 +93,7 @@ local lazy = {
   http = "aio.http",
   -- db: database clients
   redis = "aio.db.redis",
+  pg = "aio.db.pg",
 }
 
 setmetatable(aio, {

@@ -48,7 +48,8 @@ typedef struct TlsContext {
 ** The BIO between OpenSSL and the stream's buffers
 ** ------------------------------------------------------------------- */
 
-static BIO_METHOD *bio_method;   /* made once per process */
+static BIO_METHOD *bio_method;   /* made once per process (bio_once) */
+static uv_once_t bio_once = UV_ONCE_INIT;
 
 static int bio_write (BIO *b, const char *p, size_t n, size_t *written) {
   Tls *tls = (Tls *)BIO_get_data(b);
@@ -93,18 +94,22 @@ static int bio_create (BIO *b) {
 }
 
 
-/* The BIO method, made on first use; NULL if out of memory. */
+static void make_bio_method (void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "aio stream");
+  if (m == NULL) return;
+  BIO_meth_set_write_ex(m, bio_write);
+  BIO_meth_set_read_ex(m, bio_read);
+  BIO_meth_set_ctrl(m, bio_ctrl);
+  BIO_meth_set_create(m, bio_create);
+  bio_method = m;
+}
+
+
+/* The BIO method, made on first use (once, whichever thread's Lua state
+** comes first); NULL if out of memory. */
 static BIO_METHOD *get_bio_method (void) {
-  if (bio_method == NULL) {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                                 "aio stream");
-    if (m == NULL) return NULL;
-    BIO_meth_set_write_ex(m, bio_write);
-    BIO_meth_set_read_ex(m, bio_read);
-    BIO_meth_set_ctrl(m, bio_ctrl);
-    BIO_meth_set_create(m, bio_create);
-    bio_method = m;
-  }
+  uv_once(&bio_once, make_bio_method);
   return bio_method;
 }
 

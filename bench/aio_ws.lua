@@ -13,8 +13,8 @@
 --   lua5.4 bench/aio_ws.lua idle [N] [raw]    RSS per idle WebSocket of an aio
 --                                            server holding N (10000) open
 -- Prints RESULT lines (see bench/benchlib.lua). A text message "stats" to
--- the server is answered with "<rss_kb> <open connections>" after a full
--- garbage collection. Bounded in time: exits with status 3 after
+-- the server is answered with "<rss_kb> <open connections> <Lua heap KiB>"
+-- after a full garbage collection. Bounded in time: exits with status 3 after
 -- BENCH_TIMEOUT seconds (120).
 
 package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
@@ -46,7 +46,7 @@ local function server(port, kind)
       if data == "stats" then
         collectgarbage()
         collectgarbage()
-        data = rss_kb() .. " " .. open
+        data = ("%d %d %d"):format(rss_kb(), open, math.floor(collectgarbage("count")))
       end
       if k == "text" then send(ws, data) else send_binary(ws, data) end
     end
@@ -111,15 +111,15 @@ local function idle(N, kind)
     local probe <close> = aio.http.ws_connect(url)
     local function stats()
       probe:send("stats")
-      local kb, n = probe:receive():match("(%d+) (%d+)")
-      return tonumber(kb), tonumber(n)
+      local kb, n, heap = probe:receive():match("(%d+) (%d+) (%d+)")
+      return tonumber(kb), tonumber(n), tonumber(heap)
     end
     for _ = 1, 50 do aio.sleep(0) end
     local warm = {}                       -- warm the server's pools and heap
     for i = 1, 200 do warm[i] = aio.http.ws_connect(url) end
     for _, ws in ipairs(warm) do ws:close() end
     aio.sleep(0.2)
-    local before = stats()
+    local before, _, heap0 = stats()
     local conns, sem = {}, aio.Semaphore(256)
     local t0 = aio.now()
     local tasks = {}
@@ -132,12 +132,13 @@ local function idle(N, kind)
     for _, t in ipairs(tasks) do t:await() end
     local opened = aio.now() - t0
     aio.sleep(0.5)
-    local after, open = stats()
+    local after, open, heap = stats()
     for _, ws in ipairs(conns) do ws:close(1000, "", 1) end
     dog:cancel()
     result({ peer = "aio", wl = "ws_idle", n = N, secs = opened, rate = N / opened,
              unit = "conns/s", ok = open == N + 1, server_rss_kb = after,
-             bytes_per_conn = ("%.0f"):format((after - before) * 1024 / N) })
+             bytes_per_conn = ("%.0f"):format((after - before) * 1024 / N),
+             lua_bytes_per_conn = ("%.0f"):format((heap - heap0) * 1024 / N) })
     return open == N + 1
   end)
   os.execute("kill " .. pid)

@@ -540,6 +540,7 @@ void aio__ws_start (WebSocket *ws) {
   ws->last_rx = aio__hrtime();
   s->upper = &ws->up;
   s->in.keep = 0;                 /* no buffer kept while idle */
+  if (aio_buf_avail(&s->in.buf) == 0) aio__buf_free(&s->in.buf);
   if (aio__stream_read_start(s) < 0) aio__ws_end(ws);
   else if (aio_buf_avail(&s->in.buf) > 0 || s->rerr != 0) on_input(s, &ws->up);
   if (ws->heartbeat > 0 && !(ws->flags & WS_ENDED))

@@ -416,6 +416,18 @@ describe("aio.http.websocket server end", function()
     assert.matches("closed 1007", out, 1, true)
   end))
 
+  it("still sends what a handler sent just before its connection is closed", H.async(function()
+    local srv <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
+      local ws = websocket.accept(s)
+      ws:send("last words")                       -- then the stream is closed
+    end)
+    local ws = aio.http.ws_connect("ws://127.0.0.1:" .. srv.port .. "/")
+    assert.are.equal("last words", ws:receive())
+    assert.is_nil(ws:receive())
+    assert.are.equal(1006, ws.close_code)
+    ws:close()
+  end))
+
   it("answers 400 to a request that is not a valid upgrade", H.async(function()
     local srv <close> = ws_server(echo_handler)
     local cases = {

@@ -375,13 +375,17 @@ void aio__ws_finish (WebSocket *ws) {
 }
 
 
-/* The connection is over: closes the stream now (its readers wake). */
+/* The connection is over: closes the stream now (its readers wake).
+** Frames sent in this round still go out if the kernel takes them at
+** once (a handler that sends and returns). */
 void aio__ws_end (WebSocket *ws) {
   Stream *s = ws->s;
   if (ws->flags & WS_ENDED) return;
   ws->flags |= WS_ENDED;
   aio__timer_cancel(ws->io.loop, &ws->timer.timer);
   link_remove(&ws->flush.link);
+  if (aio_buf_avail(&ws->out) > 0 && !uv_is_closing(&s->h.handle))
+    aio__stream_send(NULL, s, &ws->out, 0, 0);
   aio__buf_free(&ws->out);
   if (ws->ctx != NULL) {
     wslay_event_context_free(ws->ctx);

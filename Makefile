@@ -24,7 +24,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench bench-redis bench-pg bench-ws clean env lint
+.PHONY: all test sanitize valgrind bench bench-server bench-redis bench-pg bench-ws clean env lint
 
 all: $(CORE)
 
@@ -65,12 +65,14 @@ valgrind: all
 	  --trace-children-skip='*/python3*,*/nginx,*/redis-server,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
-# every benchmark beside its peers: core (W1-W4), HTTP (W5, W6), TCP and
-# threads, Redis (W10); BENCH_RUNS repetitions of each (median shown)
+# every benchmark beside its peers: core (W1-W4), HTTP client (W5, W6),
+# HTTP server (W7), TCP and threads, Redis (W10); BENCH_RUNS repetitions of
+# each (median shown)
 BENCH_RUNS ?= 3
 bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)
 	$(LUA_ENV) bash bench/http.sh -r $(BENCH_RUNS)
+	$(MAKE) -s bench-server
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
 	$(MAKE) -s bench-redis
 	$(MAKE) -s bench-pg
@@ -82,6 +84,10 @@ bench-redis: all
 # W9: aio.pg beside asyncpg and pgbench on one throwaway PostgreSQL
 bench-pg: all
 	$(LUA_ENV) bash bench/pg.sh -r $(BENCH_RUNS)
+
+# W7: the HTTP server beside nginx, nginx + lua, node and aiohttp.web
+bench-server: all
+	$(LUA_ENV) bash bench/server.sh -r $(BENCH_RUNS)
 
 # WebSocket (W8 beside node ws, aiohttp, websockets; RSS per idle
 # connection) alone

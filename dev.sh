@@ -11,8 +11,8 @@ cd "$(dirname "$0")"
 
 PACKAGES="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev
 lua-cjson lua-busted luarocks nginx python3 python3-aiohttp openssl curl procps
-libhiredis-dev redis-server libpq-dev postgresql libssl-dev libwslay-dev
-python3-websockets"
+libhiredis-dev redis-server libpq-dev postgresql libhttp-parser-dev libssl-dev
+libwslay-dev python3-websockets"
 
 deps() {
   missing=""
@@ -44,7 +44,9 @@ case $cmd in
   demo) deps; build; ulimit -n 4096 2>/dev/null || true
         env_run lua5.4 examples/health_check.lua "$@" ;;
   run) deps; build; env_run lua5.4 "$@" ;;
-  test) deps; build; env_run busted --lua=lua5.4 "$@" ;;
-  sanitize) deps; make -s sanitize BUSTED_ARGS="$*" ;;
+  test) deps; build; ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+        env_run busted --lua=lua5.4 "$@" ;;
+  sanitize) deps; ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+        make -s sanitize BUSTED_ARGS="$*" ;;
   *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

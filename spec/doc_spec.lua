@@ -57,6 +57,11 @@ describe("the README reference", function()
     local session <close> = aio.http.Session()
     local registration <close> = aio.signal("SIGUSR2", function() end)
     local group <close> = aio.TaskGroup()
+    local app = aio.http.App()
+    local http_server <close> = aio.http.listen(app)
+    local req, writer
+    app:get("/", function(r) req = r writer = r:respond() end)
+    aio.http.get(http_server.url .. "/")
     local wserver <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
       local ws <close> = require("aio.http.websocket").accept(s)
       ws:receive()
@@ -79,6 +84,10 @@ describe("the README reference", function()
       {"server:", server},
       {"session:", session},
       {"registration:", registration},
+      {"app:", app},
+      {"server:", http_server},
+      {"req:", req},
+      {"writer:", writer},
       {"ws:", ws},
     }
     for _, o in ipairs(objects) do need(methods_of(o[2]), o[1]) end

@@ -171,10 +171,13 @@ function H.method_table(obj)
   return idx
 end
 
---- Loads every name the aio façade provides lazily (its __index's map).
+--- Loads every name the aio façade provides lazily (its __index's map),
+--- and those of aio.http (the HTTP modules besides the client).
 function H.load_all(aio)
   local _, lazy = debug.getupvalue(getmetatable(aio).__index, 1)
   for name in pairs(lazy) do local _ = aio[name] end
+  local _, http_lazy = debug.getupvalue(getmetatable(aio.http).__index, 1)
+  for name in pairs(http_lazy) do local _ = aio.http[name] end
 end
 
 --- The package paths of this process, as environment assignments for a

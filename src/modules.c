@@ -21,7 +21,9 @@ extern const AioModule aio__module_dns;
 extern const AioModule aio__module_thread;
 extern const AioModule aio__module_process;
 extern const AioModule aio__module_signal;
+extern const AioModule aio__module_workers;
 extern const AioModule aio__module_http;
+extern const AioModule aio__module_http_server;
 extern const AioModule aio__module_ws;
 extern const AioModule aio__module_redis;
 extern const AioModule aio__module_pg;
@@ -39,7 +41,9 @@ const AioModule *const aio__modules[] = {
   &aio__module_thread,
   &aio__module_process,
   &aio__module_signal,
+  &aio__module_workers,
   &aio__module_http,
+  &aio__module_http_server,
   &aio__module_ws,
   &aio__module_redis,
   &aio__module_pg,

@@ -1113,6 +1113,223 @@ function aio.http.ws_connect(url, opts) end
 
 
 ------------------------------------------------------------------------
+-- HTTP server: aio.http.App, aio.http.listen
+------------------------------------------------------------------------
+
+---What a handler (or a middleware) returns: a string (200, text/plain;
+---charset=utf-8) or a table.
+---@alias aio.http.Result string|aio.http.ResultTable
+
+---A response as a table: one of body, json or file.
+---@class aio.http.ResultTable
+---@field status? integer 200 by default
+---@field headers? aio.http.Headers `name = value`; an array for a repeated field
+---@field body? string|number sent as is (text/plain; charset=utf-8 unless given)
+---@field json? any encoded with lua-cjson (application/json)
+---@field file? string a path, sent with sendfile (Range, If-Modified-Since; 404 if missing)
+
+---A request, as a handler sees it. Handlers may add fields of their own.
+---@class aio.http.Request
+---@field method string "GET", "POST", ...
+---@field path string the path, percent-decoded, without the query
+---@field target string the request target as sent ("/a%20b?x=1")
+---@field query table<string, string|string[]> the decoded query (repeated keys: arrays)
+---@field headers table<string, string> lower-case names; repeated fields joined with ", "
+---@field params table<string, string> what the route's {name} segments matched
+---@field http_version "1.1"|"1.0"
+---@field remote_address string the client's IP address
+local Request = {}
+
+---The header fields in the order received, names as sent.
+---@return {[1]: string, [2]: string, name: string, value: string}[]
+---@nodiscard
+function Request:header_list() end
+
+---The whole body (suspends). Past max_body raises `http` with
+---`response_status = 413` (before reading when Content-Length says so).
+---@async
+---@return string
+function Request:body() end
+
+---An iterator over the body as it arrives (suspends between chunks).
+---@return async fun(): string?
+function Request:chunks() end
+
+---The body decoded as JSON (suspends); invalid JSON raises `protocol`
+---(the client gets 400 unless handled).
+---@async
+---@return any
+function Request:json() end
+
+---An urlencoded form body as a table (suspends).
+---@async
+---@return table<string, string|string[]>
+function Request:form() end
+
+---Sends the status and headers now; the returned writer streams the body
+---(chunked; for HTTP/1.0 the connection ends it).
+---@param status? integer 200
+---@param headers? aio.http.Headers
+---@return aio.http.ResponseWriter
+function Request:respond(status, headers) end
+
+---Upgrades the request to a WebSocket: answers 101 and returns it; a
+---request that is not a valid upgrade raises `protocol` and the client
+---gets 400. When the handler ends, a WebSocket still open is closed with
+---1000. (suspends)
+---@async
+---@param opts? aio.http.WebSocketServerOptions
+---@return aio.http.WebSocket
+function Request:websocket(opts) end
+
+---The writer of a streamed response.
+---@class aio.http.ResponseWriter
+local Writer = {}
+
+---Sends a chunk of the body (suspends while the client is slower:
+---backpressure); raises `io` once the client is gone.
+---@async
+---@param chunk string|number
+---@return aio.http.ResponseWriter
+function Writer:write(chunk) end
+
+---Ends the body. Harmless when repeated.
+function Writer:close() end
+
+---To-be-closed: close().
+function Writer:__close() end
+
+---A request handler: returns the response (or streams it with req:respond).
+---@alias aio.http.Handler async fun(req: aio.http.Request): aio.http.Result?
+
+---A middleware: returns next(req)'s result (maybe changed) or its own.
+---@alias aio.http.Middleware async fun(req: aio.http.Request, next: async fun(req: aio.http.Request): aio.http.Result?): aio.http.Result?
+
+---An application: routes, middleware, static directories. Callable as a
+---handler: app(req).
+---@class aio.http.App
+---@overload fun(req: aio.http.Request): aio.http.Result?
+local App = {}
+
+---Adds a route: `pattern` has literal segments, {name} (one segment) and a
+---final {name...} (the rest of the path); `method` "*" matches any.
+---@param method aio.http.Method|"*"
+---@param pattern string starts with "/"
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:route(method, pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:get(pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:post(pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:put(pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:patch(pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:delete(pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:head(pattern, handler) end
+
+---@param pattern string
+---@param handler aio.http.Handler
+---@return aio.http.App
+function App:options(pattern, handler) end
+
+---Adds a middleware around every request (404s and 405s included); the
+---first added is the outermost.
+---@param fn aio.http.Middleware
+---@return aio.http.App
+function App:use(fn) end
+
+---Serves the files under `dir` at `prefix` (GET, HEAD): sendfile,
+---Content-Type, Last-Modified/If-Modified-Since, Range; never a path
+---outside `dir`.
+---@param prefix string
+---@param dir string
+---@return aio.http.App
+function App:static(prefix, dir) end
+
+---A new application.
+---@return aio.http.App
+---@nodiscard
+function aio.http.App() end
+
+---Options of aio.http.listen.
+---@class aio.http.ListenOptions
+---@field host? string the address to listen on ("127.0.0.1"); a name is resolved
+---@field port? integer 0 (default): any free port
+---@field backlog? integer the listen queue length (1024)
+---@field reuse_port? boolean SO_REUSEPORT: several processes on one port (false)
+---@field max_connections? integer accepting pauses beyond it (0: no limit)
+---@field max_header_size? integer bytes of a request head (8192; 431 past it)
+---@field max_body? integer bytes of a request body (1 MiB; 413 past it; 0: no limit)
+---@field header_timeout? number seconds to receive a head (10; 408)
+---@field idle_timeout? number seconds a keep-alive connection may wait (60)
+---@field body_timeout? number longest silence while a body is read (60; 408)
+---@field grace? number the default grace of server:close() (0)
+
+---What server:stats() returns.
+---@class aio.http.ServerStats
+---@field connections integer open connections
+---@field requests integer requests answered
+---@field in_flight integer handler tasks running
+---@field accepted integer connections ever accepted
+---@field taken_over integer connections taken over (WebSocket), still open
+
+---A listening HTTP server.
+---@class aio.http.Server
+---@field host string the address it listens on
+---@field port integer the port (the real one when 0 was asked)
+---@field url string "http://host:port"
+local HttpServer = {}
+
+---Stops accepting, closes idle connections, lets requests in flight finish
+---for `grace` seconds (listen's grace, 0), then cancels the rest. In a
+---task, suspends until done (shielded). Harmless when repeated.
+---@async
+---@param grace? number
+function HttpServer:close(grace) end
+
+---Suspends until the server is closed.
+---@async
+function HttpServer:wait() end
+
+---Counters.
+---@return aio.http.ServerStats
+---@nodiscard
+function HttpServer:stats() end
+
+---To-be-closed: close() with the default grace.
+---@async
+function HttpServer:__close() end
+
+---Listens and serves each request with `app` in a task of its own.
+---@param app aio.http.App|aio.http.Handler
+---@param opts? aio.http.ListenOptions
+---@return aio.http.Server
+function aio.http.listen(app, opts) end
+
+
+------------------------------------------------------------------------
 -- Files: aio.fs
 ------------------------------------------------------------------------
 
@@ -1289,6 +1506,7 @@ aio.tcp = {}
 ---@class aio.tcp.ListenOptions
 ---@field backlog? integer the listen queue length (1024)
 ---@field nodelay? boolean set TCP_NODELAY on accepted connections (true)
+---@field reuse_port? boolean SO_REUSEPORT: several processes on one port (false)
 
 ---A TCP connection. Closed by close(), `<close>`, the garbage collector,
 ---or when its listen handler returns.
@@ -1542,5 +1760,27 @@ function Registration:__close() end
 ---@param handler async fun(name: string)
 ---@return aio.signal.Registration
 function aio.signal(name, handler) end
+
+------------------------------------------------------------------------
+-- Workers: aio.workers
+------------------------------------------------------------------------
+
+---A worker that did not stop cleanly (aio.workers' second result).
+---@class aio.workers.Failure
+---@field worker integer its index
+---@field pid integer
+---@field code? integer its exit status
+---@field signal? string the signal that killed it
+
+---Runs `main(i, ...)` in `n` forked processes, each under its own aio.run;
+---restarts one that dies; SIGINT/SIGTERM to this process (the master) stop
+---them all gracefully. Returns in the master once all have stopped. Call
+---it outside aio.run (raises `usage`), before any loop or thread exists.
+---@param n integer
+---@param main fun(i: integer, ...)
+---@param ... any
+---@return boolean ok
+---@return aio.workers.Failure[]? failures
+function aio.workers(n, main, ...) end
 
 return aio

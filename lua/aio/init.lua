@@ -88,7 +88,7 @@ local lazy = {
   -- io: files, sockets, names, threads, processes, signals
   fs = "aio.io.fs", tcp = "aio.io.tcp", dns = "aio.io.dns",
   process = "aio.io.process", to_thread = "aio.io.thread",
-  signal = "aio.io.signal",
+  signal = "aio.io.signal", workers = "aio.io.workers",
   -- http: the client, server and WebSocket (aio.http loads each on use)
   http = "aio.http",
   -- db: database clients

@@ -236,7 +236,11 @@ typedef struct Stream {
 #define AIO_ETLS (-0x7e00)   /* Stream.rerr: the TLS layer failed (tls.c) */
 
 extern const IoType aio__stream_type;
+Stream *aio__stream_new (Loop *loop, char *scratch, size_t size,
+                         const IoType *type);
 Stream *aio__stream_alloc (Loop *loop, char *scratch);
+void aio__stream_close (IoHandle *io);
+void aio__stream_release (IoHandle *io);
 void aio__stream_push (lua_State *L, Stream *s);
 void aio__open_stream (lua_State *L);
 char *aio__io_scratch (lua_State *L);
@@ -287,6 +291,12 @@ void aio__open_file (lua_State *L, int fsidx);
 int aio__copy_out (lua_State *L, int first, int n, Buf *b, char *err,
                    size_t errlen);
 int aio__copy_in (lua_State *L, const char *data, size_t len);
+
+/* tcp.c */
+void aio__tcp_listen_on (lua_State *L, IoHandle *io, uv_tcp_t *tcp,
+                         const struct sockaddr_storage *ss, int backlog,
+                         int reuse_port, uv_connection_cb cb,
+                         const char *cls);
 
 /* address.c */
 int aio__parse_address (const char *host, int port,

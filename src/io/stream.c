@@ -52,8 +52,9 @@ static void stop_reading (Stream *s) {
 
 /* Closes the stream: waiting readers raise `closed`. Data the kernel took
 ** is still delivered; writes still queued are dropped. Over TLS, tries to
-** tell the peer first (close_notify). */
-static void stream_close (IoHandle *io) {
+** tell the peer first (close_notify). (Also the close of objects that
+** embed a Stream, such as an HTTP server's connection.) */
+void aio__stream_close (IoHandle *io) {
   Stream *s = (Stream *)io;
   if (s->upper != NULL) s->upper->on_close(s, s->upper);
   if (s->tls != NULL) aio__tls_close(s);
@@ -63,23 +64,25 @@ static void stream_close (IoHandle *io) {
 }
 
 
-static void stream_release (IoHandle *io) {
+void aio__stream_release (IoHandle *io) {
   Stream *s = (Stream *)io;
   aio__buf_free(&s->in.buf);
   if (s->tls != NULL) aio__tls_free(s);
 }
 
 
-const IoType aio__stream_type = {"stream", stream_close, NULL,
-                                 stream_release};
+const IoType aio__stream_type = {"stream", aio__stream_close, NULL,
+                                 aio__stream_release};
 
 
 /*
-** Allocates a Stream with an initialised TCP handle and no object yet (an
+** Allocates `size` bytes (a Stream, or a struct that starts with one) of
+** I/O type `type` with an initialised TCP handle and no object yet (an
 ** orphan: closing it frees it); NULL if out of memory. Never raises.
 */
-Stream *aio__stream_alloc (Loop *loop, char *scratch) {
-  Stream *s = (Stream *)aio__io_new(loop, sizeof(Stream), &aio__stream_type);
+Stream *aio__stream_new (Loop *loop, char *scratch, size_t size,
+                         const IoType *type) {
+  Stream *s = (Stream *)aio__io_new(loop, size, type);
   if (s == NULL) return NULL;
   if (uv_tcp_init(&loop->uv, &s->h.tcp) != 0) {
     free(s);
@@ -92,6 +95,12 @@ Stream *aio__stream_alloc (Loop *loop, char *scratch) {
   link_init(&s->readers);
   link_init(&s->pending);
   return s;
+}
+
+
+/* A plain Stream (see aio__stream_new). */
+Stream *aio__stream_alloc (Loop *loop, char *scratch) {
+  return aio__stream_new(loop, scratch, sizeof(Stream), &aio__stream_type);
 }
 
 

@@ -5,7 +5,9 @@
 ** See LICENSE
 */
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "aio.h"
 
@@ -271,22 +273,73 @@ static int listener_address (lua_State *L) {
 }
 
 
-/* Raises `io` for a failed bind or listen on (host, port) at 1, 2. */
-static int listen_fail (lua_State *L, Listener *l, int err) {
-  aio__io_close(&l->io);
-  aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
-  aio__uv_error_new(L, "io", err, "cannot listen on %s", lua_tostring(L, -1));
-  aio__setfield_str(L, "address", lua_tostring(L, 1));
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "port");
-  return lua_error(L);
+/* Initialises `tcp` as a socket of `family` to listen on; with
+** `reuse_port` the socket is made now and gets SO_REUSEPORT before any
+** bind (libuv has no flag for it). 0 or a UV_E* code; *inited tells
+** whether the handle was initialised (it must be closed then). */
+static int init_listener (uv_loop_t *uv, uv_tcp_t *tcp, int family,
+                          int reuse_port, int *inited) {
+  uv_os_fd_t fd;
+  int rc, on = 1;
+  *inited = 0;
+  if (!reuse_port) {
+    rc = uv_tcp_init(uv, tcp);
+    *inited = rc == 0;
+    return rc;
+  }
+  rc = uv_tcp_init_ex(uv, tcp, (unsigned)family);
+  if (rc != 0) return rc;
+  *inited = 1;
+  rc = uv_fileno((uv_handle_t *)tcp, &fd);
+  if (rc != 0) return rc;
+#ifdef SO_REUSEPORT
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    return uv_translate_sys_error(errno);
+  return 0;
+#else
+  (void)on;
+  return UV_ENOTSUP;
+#endif
 }
 
 
 /*
-** core.tcp.listen(ip, port, backlog, nodelay) -> Listener, listening on an
-** address literal (port 0: the system picks one). Raises `io` (code
-** "EADDRINUSE", ...).
+** Makes `tcp`, a handle of the new I/O object `io`, a listening socket on
+** `ss` (the address literal and port at stack 1, 2, for messages) and
+** pushes the object (class `cls`): the handle is initialised (with
+** SO_REUSEPORT set before the bind when `reuse_port`: several processes
+** may listen on one port and the kernel spreads connections), bound, and
+** listens with `cb`. On failure closes the object and raises `io` (code
+** "EADDRINUSE", ..., address, port). Used by aio.tcp and the HTTP server.
+*/
+void aio__tcp_listen_on (lua_State *L, IoHandle *io, uv_tcp_t *tcp,
+                         const struct sockaddr_storage *ss, int backlog,
+                         int reuse_port, uv_connection_cb cb,
+                         const char *cls) {
+  int inited;
+  int rc = init_listener(&io->loop->uv, tcp, ss->ss_family, reuse_port,
+                         &inited);
+  if (inited) aio__io_opened(io, (uv_handle_t *)tcp);
+  aio__io_push(L, io, cls, 0);
+  if (rc == 0) rc = uv_tcp_bind(tcp, (const struct sockaddr *)ss, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)tcp, backlog, cb);
+  if (rc < 0) {
+    aio__io_close(io);
+    aio__push_hostport(L, lua_tostring(L, 1), (int)lua_tointeger(L, 2));
+    aio__uv_error_new(L, "io", rc, "cannot listen on %s",
+                      lua_tostring(L, -1));
+    aio__setfield_str(L, "address", lua_tostring(L, 1));
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "port");
+    lua_error(L);
+  }
+}
+
+
+/*
+** core.tcp.listen(ip, port, backlog, nodelay, reuse_port) -> Listener,
+** listening on an address literal (port 0: the system picks one). Raises
+** `io` (code "EADDRINUSE", ...).
 */
 static int tcp_listen (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
@@ -295,11 +348,10 @@ static int tcp_listen (lua_State *L) {
   int backlog = (int)luaL_optinteger(L, 3, 1024);
   struct sockaddr_storage ss;
   Listener *l;
-  int rc;
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   aio__check_running(L, loop, "aio.tcp.listen");
-  rc = aio__parse_address(host, port, &ss);
-  if (rc < 0) luaL_argerror(L, 1, "not an IP address");
+  if (aio__parse_address(host, port, &ss) < 0)
+    luaL_argerror(L, 1, "not an IP address");
   l = (Listener *)aio__io_new(loop, sizeof(Listener), &listener_type);
   if (l == NULL) return aio__nomem(L, "listening");
   link_init(&l->waiters);
@@ -307,13 +359,8 @@ static int tcp_listen (lua_State *L) {
   link_init(&l->idle_waiters);
   l->scratch = aio__io_scratch(L);
   l->nodelay = (uint8_t)lua_toboolean(L, 4);
-  rc = uv_tcp_init(&loop->uv, &l->tcp);
-  if (rc == 0) aio__io_opened(&l->io, (uv_handle_t *)&l->tcp);
-  aio__io_push(L, &l->io, LISTENER_MT, 0);
-  if (rc < 0) return listen_fail(L, l, rc);
-  rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
-  if (rc == 0) rc = uv_listen((uv_stream_t *)&l->tcp, backlog, connection_cb);
-  if (rc < 0) return listen_fail(L, l, rc);
+  aio__tcp_listen_on(L, &l->io, &l->tcp, &ss, backlog, lua_toboolean(L, 5),
+                     connection_cb, LISTENER_MT);
   return 1;
 }
 

@@ -182,12 +182,13 @@ end
 --- `handler(stream)` in a new task for each connection; the stream is
 --- closed when the handler returns or fails (a failure is reported like
 --- any task's). A host name is resolved first (suspends).
---- opts.backlog (1024), opts.nodelay (true). Raises `io` (code
+--- opts.backlog (1024), opts.nodelay (true), opts.reuse_port (false:
+--- SO_REUSEPORT, for several processes on one port). Raises `io` (code
 --- "EADDRINUSE", ...).
 ---@param host string an address such as "127.0.0.1", "0.0.0.0", "::"
 ---@param port integer
 ---@param handler fun(stream: aio.Stream)
----@param opts? {backlog?: integer, nodelay?: boolean}
+---@param opts? {backlog?: integer, nodelay?: boolean, reuse_port?: boolean}
 ---@return aio.Server
 function M.listen(host, port, handler, opts)
   check_address(host, port, 0, "listen")
@@ -196,7 +197,7 @@ function M.listen(host, port, handler, opts)
   local backlog = args.count(opts.backlog, 4, "listen", "backlog")
   local literal = host:find(":", 1, true) or host:find("^%d+%.%d+%.%d+%.%d+$")
   local ip = literal and host or resolve(host)[1]
-  local listener = clisten(ip, port, backlog, opts.nodelay ~= false)
+  local listener = clisten(ip, port, backlog, opts.nodelay ~= false, opts.reuse_port == true)
   local addr, real = listener:address()
   local name = (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, real)
   local srv = setmetatable({ host = addr, port = real, _listener = listener, _name = name }, Server)

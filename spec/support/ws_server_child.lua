@@ -1,6 +1,7 @@
---- spec/support/ws_server_child.lua: an aio WebSocket server in a process
--- of its own, for the many-connection spec (its ends of the connections
--- do not count against the spec's descriptors).
+--- spec/support/ws_server_child.lua: an aio WebSocket server
+-- (aio.http.listen + req:websocket) in a process of its own, for the
+-- many-connection spec (its ends of the connections do not count against
+-- the spec's descriptors).
 --   lua5.4 ws_server_child.lua READY_FILE PARENT_PID
 -- Writes its port to READY_FILE; exits when PARENT_PID is gone. Echoes
 -- messages, and answers commands (text messages):
@@ -12,7 +13,6 @@
 -- See LICENSE
 
 local aio = require "aio"
-local websocket = require "aio.http.websocket"
 
 local ready, parent = arg[1], arg[2]
 
@@ -26,8 +26,8 @@ end
 aio.run(function()
   local open = {}
   local count = 0
-  local srv = aio.tcp.listen("127.0.0.1", 0, function(s)
-    local ws <close> = websocket.accept(s)
+  local srv = aio.http.listen(function(req)
+    local ws <close> = req:websocket()
     open[ws] = true
     count = count + 1
     for data in ws:messages() do
@@ -62,7 +62,7 @@ aio.run(function()
     end
     open[ws] = nil
     count = count - 1
-  end, { backlog = 4096 })
+  end, { port = 0, backlog = 4096, max_connections = 100000 })
   local f = assert(io.open(ready .. ".tmp", "w"))
   f:write(srv.port)
   f:close()

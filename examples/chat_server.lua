@@ -80,8 +80,9 @@ aio.run(function()
     end)
   end
 
+  local tester
   if self_test then
-    aio.spawn(function()
+    tester = aio.spawn(function()
       local base = ("ws://127.0.0.1:%d/rooms/"):format(server.port)
       local alice <close> = aio.http.ws_connect(base .. "lua?nick=alice")
       assert(alice:receive() == "* alice joined lua")
@@ -107,5 +108,6 @@ aio.run(function()
   stop:wait()
   for _, reg in ipairs(regs) do reg:close() end
   server:wait()
+  if tester then tester:await() end
   print("chat server stopped")
 end)

@@ -329,12 +329,15 @@ static int ws__close (lua_State *L) {
 }
 
 
-/* __index: the fields close_code, close_reason, protocol, closed; then
-** the methods (upvalue 3). */
+/* __index: the methods (upvalue 3), then the fields close_code,
+** close_reason, protocol, closed. */
 static int ws__index (lua_State *L) {
   IoRef *ref = (IoRef *)aio__checkself(L);
   WebSocket *ws = (WebSocket *)ref->io;
-  const char *k = lua_tostring(L, 2);
+  const char *k;
+  lua_pushvalue(L, 2);                          /* a method: the usual case */
+  if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL) return 1;
+  k = lua_tostring(L, 2);
   if (k != NULL && ws != NULL) {
     if (strcmp(k, "close_code") == 0) {
       int code = ws_close_code(ws);
@@ -357,9 +360,7 @@ static int ws__index (lua_State *L) {
       return 1;
     }
   }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(3));
-  return 1;
+  return 1;                                     /* nil */
 }
 
 

@@ -38,6 +38,7 @@ build = {
     ["aio.core"] = {
       sources = {
         "src/core/anchor.c",
+        "src/core/clock.c",
         "src/core/closable.c",
         "src/core/coro.c",
         "src/core/error.c",
@@ -100,11 +101,13 @@ build = {
                   "$(LIBPQ_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
+    ["aio.busted"] = "lua/aio/busted.lua",
     ["aio.core.args"] = "lua/aio/core/args.lua",
     ["aio.core.background"] = "lua/aio/core/background.lua",
     ["aio.core.compose"] = "lua/aio/core/compose.lua",
     ["aio.core.retry"] = "lua/aio/core/retry.lua",
     ["aio.core.taskgroup"] = "lua/aio/core/taskgroup.lua",
+    ["aio.core.testing"] = "lua/aio/core/testing.lua",
     ["aio.db.pg"] = "lua/aio/db/pg.lua",
     ["aio.db.redis"] = "lua/aio/db/redis.lua",
     ["aio.db.redis_conn"] = "lua/aio/db/redis_conn.lua",

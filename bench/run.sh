@@ -109,13 +109,20 @@ for wl in $WLS; do
         r=0
         while [ "$r" -lt "$RUNS_SAVED" ]; do
           run "w2-1M/aio" lua5.4 bench/aio_bench.lua w2 1000000
+          run "w2-1M/lua-limit" lua5.4 "$PEERS/lua_limit.lua" w2 1000000
           case " $LUA_PEERS " in *" luv "*) run "w2-1M/luv" lua5.4 "$PEERS/luv_bench.lua" w2 1000000 ;; esac
           case " $LUA_PEERS " in *" cqueues "*) run "w2-1M/cqueues" lua5.4 "$PEERS/cqueues_bench.lua" w2 1000000 ;; esac
           if command -v node >/dev/null; then run "w2-1M/node" node "$PEERS/node_bench.mjs" w2 1000000; fi
           r=$((r + 1))
         done
         RUNS=$RUNS_SAVED
-        table w2-1M secs "seconds for 1,000,000 tasks" luv cqueues node
+        table w2-1M secs "seconds for 1,000,000 tasks" luv cqueues node lua-limit
+        echo "  bytes per task = (peak RSS(1,000,000) - peak RSS(0)) * 1024 / 1,000,000:"
+        for l in aio lua-limit luv cqueues node; do
+          a=$(median "w2-0/$l" rss_kb); b=$(median "w2-1M/$l" rss_kb)
+          [ "$a" = "-" ] || [ "$b" = "-" ] && continue
+          awk -v l="$l" -v a="$a" -v b="$b" 'BEGIN{printf "  %-16s %6.0f B\n", l, (b-a)*1024/1000000}'
+        done
       fi ;;
     w3|w3one|w4)
       unit=items/s; [ "$wl" = w4 ] && unit=acq/s

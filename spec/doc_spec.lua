@@ -41,10 +41,29 @@ describe("the README reference", function()
   it("has a heading for every module function", function()
     H.load_all(aio)
     need(functions_of(aio), "aio.")
-    for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "pg"}) do
+    for _, m in ipairs({"http", "fs", "tcp", "dns", "process", "redis", "pg", "testing"}) do
       need(functions_of(aio[m]), "aio." .. m .. ".")
     end
+    need(functions_of(require "aio.busted"), "async.")
     assert.are.same({}, missing)
+  end)
+
+  it("has a Testing section whose busted example passes", function()
+    local code = readme:match("\n## Testing your code\n.-```lua\n(.-)```")
+    assert.is_string(code)
+    local dir = H.tmpdir()
+    local f = assert(io.open(dir .. "/readme_spec.lua", "w"))
+    f:write(code)
+    f:close()
+    local p = io.popen(H.lua_env() .. " busted --lua=lua5.4 -o TAP " .. dir
+      .. "/readme_spec.lua 2>&1 </dev/null")
+    local out = p:read("a")
+    p:close()
+    H.rmtree(dir)
+    assert.is_nil(out:find("not ok", 1, true), out)
+    local oks = 0
+    for _ in ("\n" .. out):gmatch("\nok %d") do oks = oks + 1 end
+    assert.are.equal(4, oks, out)
   end)
 
   it("has a heading for every method", H.async(function()

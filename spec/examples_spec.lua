@@ -77,6 +77,13 @@ describe("examples", function()
     assert.matches('got "finally, an answer" after 3 attempts', out)
   end)
 
+  it("virtual_clock.lua polls for hours in no time, at exact times", function()
+    local out = run(example("virtual_clock.lua"), "6")
+    assert.matches("01:45  round   8 up again after 180 s of retries\n", out)
+    assert.matches("03:45  round  16 up again after 180 s of retries\n", out)
+    assert.matches("6 hours: 24 rounds, 3 needed retries", out)
+  end)
+
   it("rate_limit.lua paces the requests", function()
     local out = run(example("rate_limit.lua"), "5 1200")
     assert.matches("request  5 sent at", out)

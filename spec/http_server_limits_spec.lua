@@ -5,6 +5,8 @@ local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
 local U = require "support.server_util"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 local serve = U.serve
 
@@ -115,6 +117,21 @@ describe("aio.http server limits", function()
     assert.is_true(U.closes(s, 3))
     assert.is_true(aio.now() - t0 >= 0.15)
     assert.are.equal(0, srv:stats().connections)
+  end))
+
+  it("keeps its idle_timeout on the virtual clock", async(function()
+    local srv <close> = serve(function() return "x" end, { idle_timeout = 60 })
+    local s <close> = aio.tcp.connect("127.0.0.1", srv.port)
+    s:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.are.equal("x", U.read_response(s).body)
+    local t0 = aio.now()
+    aio.sleep(59)                     -- nobody waits on I/O: time jumps
+    assert.are.equal(1, srv:stats().connections)
+    aio.sleep(2)                      -- past the server's deadline
+    assert.are.equal(0, srv:stats().connections)
+    assert.is_nil(s:read())
+    local dt = aio.now() - t0
+    assert.is_true(dt >= 61 and dt < 62, "after " .. dt .. " s")
   end))
 
   it("answers 408 when a body goes silent for body_timeout", H.async(function()

@@ -4,6 +4,8 @@ local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
 local S = require "support.http_servers"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 local env
 
@@ -149,6 +151,28 @@ describe("aio.http.Session", function()
       assert.are.equal(503, last.status)
       assert.are.equal(3, aio.http.get(env.url("/flaky/get2?count=1")):json().hits)
     end))
+
+    -- on a virtual clock (aio.busted): an hour and more of back-off passes
+    -- at once, while the requests themselves take real time
+    it("backs off on the virtual clock between attempts", async(function()
+      local s <close> = aio.http.Session { retries = { attempts = 4, statuses = { 503 },
+        delay = 600, factor = 2, max_delay = 3600 } }
+      local r = s:get(env.url("/flaky/vclock?fail=3"))
+      assert.are.equal(200, r.status)
+      assert.are.equal("ok after 4", r.body)
+      local t = aio.now()            -- 600 + 1200 + 2400 s of back-off
+      assert.is_true(t >= 4200 and t < 4230, "at " .. t)
+    end, {timeout = 20}))
+
+    it("times a request out in real time on the virtual clock (I/O keeps real time)", async(function()
+      local s <close> = aio.http.Session()
+      local real0 = aio.testing.real_now()
+      local err = H.raises("timeout", s.get, s, env.url("/delay/3"), { timeout = 0.3 })
+      assert.are.equal("total", err.phase)
+      local t, real = aio.now(), aio.testing.real_now() - real0
+      assert.is_true(t >= 0.3 and t < 2.5, "at " .. t)
+      assert.is_true(real >= 0.25 and real < 2.5, "took " .. real .. " s")
+    end, {timeout = 20}))
 
     it("never retries POST or PATCH", H.async(function()
       local s <close> = aio.http.Session { retries = { attempts = 3, statuses = { 503 }, delay = 0.01 } }

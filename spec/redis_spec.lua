@@ -5,6 +5,8 @@
 local aio = require "aio"
 local H = require "helper"
 local S = require "support.redis_server"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 local describe_redis = S.available() and describe or pending
 
@@ -393,6 +395,29 @@ describe_redis("aio.redis", function()
       assert.are.equal("hi", sub:receive().data)
       assert.are.equal(1, late:await())
     end))
+
+    -- on a virtual clock (aio.busted): a subscriber waiting for messages
+    -- does not hold the clock; a command waiting for its reply does
+    it("lets a virtual clock jump while subscribers wait", async(function()
+      local r <close> = connect()
+      local sub <close> = r:subscribe("ticks")
+      local publisher = aio.spawn(function()
+        for i = 1, 3 do
+          aio.sleep(3600)
+          r:publish("ticks", "hour " .. i)
+        end
+      end)
+      local got = {}
+      for msg in sub:messages() do
+        got[#got + 1] = ("%s@%d"):format(msg.data, aio.now() // 3600)
+        if #got == 3 then sub:unsubscribe() end
+      end
+      publisher:await()
+      assert.are.same({ "hour 1@1", "hour 2@2", "hour 3@3" }, got)
+      local t0 = aio.now()
+      r:call("DEBUG", "SLEEP", "0.2")       -- the reply comes in real time
+      assert.is_true(aio.now() - t0 >= 0.2)
+    end, { timeout = 20 }))
 
     it("matches patterns and subscribes to more on the way", H.async(function()
       local r <close> = connect()

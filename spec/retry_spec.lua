@@ -1,5 +1,7 @@
 local aio = require "aio"
 local H = require "helper"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 describe("aio.retry", function()
   it("calls again until the function succeeds", H.async(function()
@@ -33,6 +35,45 @@ describe("aio.retry", function()
     assert.are.equal(3, #stamps)
     assert.is_true(stamps[2] - stamps[1] >= 0.02)
     assert.is_true(stamps[3] - stamps[2] >= 0.04)
+  end))
+
+  -- on a virtual clock (aio.busted): an hour of back-off, to the second
+  it("backs off exponentially up to max_delay, to the exact second", async(function()
+    local stamps = {}
+    local err = H.raises("io", aio.retry, function()
+      stamps[#stamps + 1] = aio.now()
+      error(aio.Error("io", "down"))
+    end, {attempts = 8, delay = 60, factor = 2, max_delay = 900, jitter = false})
+    assert.are.same({0, 60, 180, 420, 900, 1800, 2700, 3600}, stamps)
+    assert.are.equal("down", err.message)
+  end))
+
+  it("keeps each jittered delay between half and all of the back-off", async(function()
+    local stamps = {}
+    pcall(aio.retry, function()
+      stamps[#stamps + 1] = aio.now()
+      error("x")
+    end, {attempts = 6, delay = 10, factor = 3, max_delay = 200})
+    local d = 10
+    for i = 2, #stamps do
+      local gap = stamps[i] - stamps[i - 1]
+      local want = math.min(d, 200)
+      assert.is_true(gap >= want / 2 and gap < want, ("gap %d: %g for %g"):format(i, gap, want))
+      d = d * 3
+    end
+  end))
+
+  it("stops backing off when its task is cancelled mid-sleep", async(function()
+    local calls = 0
+    local t = aio.spawn(aio.retry, function()
+      calls = calls + 1
+      error("x")
+    end, {attempts = 10, delay = 3600, max_delay = 1e6, jitter = false})
+    aio.sleep(5400)            -- after the first back-off, inside the second
+    assert.are.equal(2, calls)
+    t:cancel()
+    H.raises("cancelled", t.await, t)
+    assert.are.equal(5400, aio.now())
   end))
 
   it("never retries cancelled or usage errors, nor what retry_on refuses", H.async(function()

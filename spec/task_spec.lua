@@ -147,6 +147,12 @@ describe("aio.spawn and Task", function()
     -- a callable table is a function
     local callable = setmetatable({}, {__call = function(_, x) return x end})
     assert.are.equal(9, aio.spawn(callable, 9):await())
+    assert.are.equal("none", aio.spawn(setmetatable({}, {__call = function(_, x)
+      return x == nil and "none" end})):await())
+    -- arguments, nils included, reach the task when it starts
+    local a, b, c, d = aio.spawn(function(...) return select("#", ...), ... end,
+      nil, 2, nil):await()
+    assert.are.same({3, nil, 2, nil}, {a, b, c, d})
     t:await()
   end))
 

@@ -1,5 +1,7 @@
 local aio = require "aio"
 local H = require "helper"
+-- test bodies as tasks on a virtual clock, with the suite's real-time limit
+local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 describe("aio.timeout (function form)", function()
   it("returns the function's results when it finishes in time", H.async(function()
@@ -44,6 +46,31 @@ describe("aio.timeout (function form)", function()
     end)
     assert.are.equal(0.01, err.seconds)
     assert.is_true(aio.is_error(seen, "cancelled"))
+  end))
+
+  -- on a virtual clock (aio.busted): each deadline of a ladder fires at
+  -- its exact time, and is attributed to its own scope
+  it("fires a ladder of nested deadlines at their exact times", async(function()
+    local log = {}
+    local function rung(d, inner)
+      local ok, e = pcall(aio.timeout, d, function()
+        if inner then inner() else aio.sleep(1e6) end
+      end)
+      if aio.is_error(e, "timeout") then
+        log[#log + 1] = ("timeout %g@%g"):format(e.seconds, aio.now())
+      else
+        log[#log + 1] = ("%s %g@%g"):format(ok and "ok" or "cancelled", d, aio.now())
+        if not ok then error(e, 0) end
+      end
+    end
+    -- innermost first: 10 inside 20 inside 30; each outer scope goes on
+    rung(30, function() rung(20, function() rung(10) aio.sleep(5) end) aio.sleep(100) end)
+    -- outermost first: 5 around 50: the inner one sees a cancellation
+    pcall(rung, 5, function() rung(50) end)
+    assert.are.same({
+      "timeout 10@10", "ok 20@15", "timeout 30@30",
+      "cancelled 50@35", "timeout 5@35",
+    }, log)
   end))
 
   it("never turns an outside cancel into a timeout", H.async(function()

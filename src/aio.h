@@ -26,7 +26,15 @@
 **    aio__timer_arm(&t->timer)), then `return aio__suspend(L, t, ctx, k)`
 **    (or aio__req_wait, aio__io_wait, aio__poller_wait, which do both).
 **    `k(L, status, ctx)` runs when the task is resumed, with the values
-**    the waker pushed (if any) on top of the stack.
+**    the waker pushed (if any) on top of the stack. A wait on I/O
+**    (anything that completes outside the loop: a socket, a file, a
+**    thread-pool call, a process, a server's reply) calls
+**    aio__wait_io(loop, t) before suspending, so that a virtual clock
+**    (aio.testing.run) does not jump while it is pending; aio__req_wait,
+**    aio__io_wait and aio__poller_wait do it (an IoHandle marked
+**    `passive`, such as a listener, waits for new work, not on I/O).
+**    Deadlines are on the loop's clock: aio__deadline(loop, secs), or
+**    aio__now(loop) + ns, never uv_hrtime().
 ** 2. Waking. libuv callbacks never call Lua: they store their outcome in
 **    C memory and call aio__task_wake(loop, t, AIO_WAKE_OK) or
 **    aio__notify_all(loop, list) (a task that no longer waits is left

@@ -290,7 +290,8 @@ function aio.tasks() end
 ---@param seconds number
 function aio.sleep(seconds) end
 
----Monotonic loop time in seconds, for measuring intervals.
+---The loop's time in seconds: monotonic, for measuring intervals; under
+---aio.testing.run's virtual clock it starts at 0 and jumps over waits.
 ---@return number
 ---@nodiscard
 function aio.now() end
@@ -1752,6 +1753,43 @@ function Registration:close() end
 ---To-be-closed: close().
 ---@async
 function Registration:__close() end
+
+------------------------------------------------------------------------
+-- Testing: aio.testing (and require "aio.busted")
+------------------------------------------------------------------------
+
+---Running async code under test, on a virtual clock.
+---@class aio.testing
+aio.testing = {}
+
+---Options of aio.testing.run and of the aio.busted helpers.
+---@class aio.testing.Options
+---@field clock? "virtual"|"real" "virtual" (default): aio.now() starts at 0 and jumps to the next deadline whenever no task is ready and none waits on I/O
+---@field autojump? number real seconds the loop must stay idle before the virtual clock jumps (0)
+---@field timeout? number real seconds the run may take; then the main task is cancelled and `timeout` raised (none)
+---@field strict? boolean raise `usage` if fn returns with tasks still running or a task's error was never retrieved (aio.busted: always)
+
+---Like aio.run(fn), with a virtual clock by default: aio.now() starts at
+---0, and whenever no task is ready and none waits on I/O (a socket, a
+---file, a thread call, a process, an HTTP transfer), time jumps to the
+---next deadline; while a task waits on I/O it runs at real speed.
+---@generic R
+---@param fn fun(): R
+---@param opts? aio.testing.Options
+---@return R ...
+function aio.testing.run(fn, opts) end
+
+---The real monotonic clock in seconds, which a virtual clock leaves alone.
+---@return number
+---@nodiscard
+function aio.testing.real_now() end
+
+---busted's `it` with a body that runs as the main task of a strict
+---aio.testing.run (see `require "aio.busted"`).
+---@param name string
+---@param fn async fun()
+---@param opts? aio.testing.Options
+function aio.testing.it(name, fn, opts) end
 
 ---Runs `handler(name)` as a new task each time signal `name` arrives.
 ---Registering SIGINT replaces aio.run's default (cancel the main task)

@@ -72,12 +72,13 @@ coroutine.yield = core.yield
 -- module. Users only ever see aio.<name>; the module paths follow the
 -- layers (core, sync, io, http, db). A new module adds its line here.
 local lazy = {
-  -- core: composition, structured concurrency, retries
+  -- core: composition, structured concurrency, retries, testing
   timeout = "aio.core.compose", shield = "aio.core.compose",
   gather = "aio.core.compose", settle = "aio.core.compose",
   wait = "aio.core.compose", as_completed = "aio.core.compose",
   first = "aio.core.compose",
   TaskGroup = "aio.core.taskgroup", retry = "aio.core.retry",
+  testing = "aio.core.testing",
   -- sync: primitives, queues, rate limiting
   Semaphore = "aio.sync.primitives", BoundedSemaphore = "aio.sync.primitives",
   Lock = "aio.sync.primitives", Event = "aio.sync.primitives",

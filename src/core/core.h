@@ -104,7 +104,7 @@ typedef struct Timer {
 #define AIO_LANES 7      /* FIFO lanes of the deadline queue */
 
 typedef struct HeapEntry {
-  uint64_t when;         /* deadline, nanoseconds on uv_hrtime's clock */
+  uint64_t when;         /* deadline, nanoseconds on the loop's clock */
   Timer *tm;             /* NULL: a lane entry whose timer was disarmed */
 } HeapEntry;
 
@@ -129,6 +129,7 @@ typedef struct Deadlines {
   uint32_t count, cap;         /* heap entries, heap capacity */
   TimerLane lanes[AIO_LANES];
   uint32_t seq;                /* the next Timer.seq */
+  uint32_t used;               /* bit k: lane k has entries */
 } Deadlines;
 
 struct Loop;
@@ -186,18 +187,22 @@ typedef enum TaskState {
 ** A task: a Lua coroutine driven by the scheduler. Lives in a userdata of
 ** class aio.Task (switched to its twin aio.Task.failed, which has a __gc
 ** that reports unretrieved errors, when it fails) with one user value:
-** the coroutine while it runs, then its result (one value, or a table
-** {n=...}) or its error; or, once anything else must be kept (name,
-** reason, traceback, callbacks, spawn site: AIO_TF_EXTRA), a table with
-** those fields plus `co` or `value`. Anchored in the loop (slot `anchor`)
-** from spawn until it finishes, so raw Task pointers in the ready queue,
-** the deadline queue and wait lists are always valid.
+** its body until it starts (the function, or {fn, args..., n=} when
+** `packed`), the coroutine while it runs (made when it first runs:
+** aio__task_start), then its result (one value, or a table {n=...}) or
+** its error; or, once anything else must be kept (name, reason,
+** traceback, callbacks, spawn site: AIO_TF_EXTRA), a table with those
+** fields plus `co` (body or coroutine) or `value`. Anchored in the loop
+** (slot `anchor`) from spawn until it finishes, so raw Task pointers in
+** the ready queue, the deadline queue and wait lists are always valid.
 */
 typedef struct Task {
-  Waiter wait;          /* membership in one wait list while WAITING */
+  Waiter wait;          /* in one wait list while WAITING, or in the
+                           ready queue (AIO_TF_INREADY) */
   Link awaiters;        /* Waiters to notify when the task finishes */
   Timer timer;          /* sleep / wait timeout */
-  lua_State *co;        /* the coroutine; NULL once finished */
+  lua_State *co;        /* the coroutine; NULL before it starts and
+                           once it finished */
   struct Scope *scope;  /* innermost active cancel scope, or NULL */
   uint32_t id;          /* "task-<id>" */
   uint32_t anchor;      /* slot in the loop's anchor table; 0 = none */
@@ -206,6 +211,8 @@ typedef struct Task {
   uint8_t flags;        /* AIO_TF_* */
   uint8_t nargs;        /* values pushed on co for the next resume */
   uint8_t nexpired;     /* expired deadline scopes in the chain */
+  uint8_t iowait;       /* its wait is on I/O (aio__wait_io) */
+  uint8_t packed;       /* NEW: its body is a table {fn, args..., n=} */
 } Task;
 
 
@@ -231,13 +238,15 @@ typedef struct Scope {
 
 
 /*
-** The ready queue: a ring buffer of tasks (capacity a power of two), run
-** in rounds by the scheduler. A task has at most one entry
-** (AIO_TF_INREADY).
+** The ready queue: a FIFO list of tasks run in rounds by the scheduler,
+** linked through Task.wait.link (a task in the ready queue waits on
+** nothing else, so the link is free; AIO_TF_INREADY says where it is). A
+** task has at most one entry. It allocates nothing, so pushing never
+** fails.
 */
 typedef struct ReadyQueue {
-  Task **ring;
-  uint32_t head, count, cap;
+  Link list;
+  uint32_t count;
 } ReadyQueue;
 
 
@@ -250,7 +259,32 @@ typedef struct Anchors {
   uint32_t *free;        /* free slots, a stack */
   uint32_t nfree, cap;
   uint32_t nslots;       /* slots ever used: the table's length */
+  int ref;               /* the table's integer key in the registry */
 } Anchors;
+
+
+/*
+** The loop's clock: what every deadline and aio.now() count in. Real: the
+** monotonic clock (uv_hrtime). Virtual (aio.testing.run): starts at 0 and
+** moves only while some task waits on I/O, at the speed of real time, and
+** by jumps: when the loop is idle (no task ready, no deferred work) and no
+** task waits on I/O for `autojump` real nanoseconds, it jumps to the
+** earliest deadline. A task waits on I/O from the moment it suspends on
+** something outside the loop (aio__wait_io: a socket, a file, a DNS
+** lookup, a thread-pool call, a child process, an HTTP transfer) until it
+** is woken; waiting for a timer, another task, a primitive, a connection
+** to accept or a signal does not count. So code that waits only on
+** timers and on other tasks sees the same times on every run, and an hour
+** of sleeps passes at once.
+*/
+typedef struct Clock {
+  uint8_t virt;          /* 1: virtual */
+  uint32_t nio;          /* tasks waiting on I/O (Task.iowait) */
+  uint64_t vnow;         /* virtual: the time (ns) at the last update */
+  uint64_t mark;         /* virtual: real time (ns) of the last update */
+  uint64_t autojump;     /* virtual: idle real ns before a jump */
+  uint64_t idle_since;   /* virtual: real time the idle wait began, or 0 */
+} Clock;
 
 
 /*
@@ -309,8 +343,9 @@ typedef struct Loop {
   Anchors anchors;
   Link closables;         /* Closable.link: what the run must close */
   Link deferred;          /* Deferred.link: to run before the next poll */
+  Clock clock;
   uint64_t armed;         /* deadline the uv timer is armed for (0 none) */
-  uint64_t now;           /* hrtime at the last poll */
+  uint64_t now;           /* the loop's clock at the last poll */
   /* poll policy while tasks are ready */
   uint32_t since_poll;    /* resumes since the last poll */
   int64_t poll_tick;      /* coarse clock tick of the last poll */
@@ -324,6 +359,11 @@ typedef struct Loop {
   int stopping;           /* main task finished: shutting down */
   int interrupted;        /* SIGINTs received */
   int owns_sigint;        /* this run handles SIGINT (see sigint.c) */
+  /* aio.testing.run (run.c) */
+  uv_timer_t limit_timer; /* the run's real-time limit */
+  double limit;           /* its seconds; 0: none */
+  int timed_out;          /* the limit passed: the main task was cancelled */
+  int keep_unseen;        /* keep unretrieved errors for core.unretrieved */
   int debug;              /* debug mode */
   double slow;            /* debug: warn past this many seconds */
 } Loop;
@@ -396,17 +436,33 @@ void aio__closable_remove (Closable *c);
 void aio__closables_close (Loop *loop);
 
 /* anchor.c: keep a value reachable while C holds it */
+void aio__anchors_open (lua_State *L, Anchors *a);
+void aio__push_anchors (lua_State *L, Loop *loop);
 uint32_t aio__anchor (lua_State *L, Loop *loop, int idx);
 void aio__unanchor (lua_State *L, Loop *loop, uint32_t slot);
 void aio__push_anchored (lua_State *L, Loop *loop, uint32_t slot);
+void aio__anchor_take (lua_State *L, Loop *loop, uint32_t slot);
 void aio__anchors_free (Anchors *a);
 
 /* sched.c */
 void aio__defer (Loop *loop, Deferred *d);
 void aio__ready_push (Loop *loop, Task *t);
 void aio__ready_remove (Loop *loop, Task *t);
-void aio__ready_free (ReadyQueue *q);
+void aio__ready_clear (Loop *loop);
 int aio__run_loop (lua_State *L, Loop *loop, Task *until);
+
+/* clock.c: the loop's clock (see Clock) */
+uint64_t aio__now (Loop *loop);
+double aio__now_seconds (Loop *loop);
+void aio__clock_update (Loop *loop);
+void aio__clock_start (Loop *loop, int virt, double autojump);
+void aio__clock_stop (Loop *loop);
+int aio__clock_can_jump (Loop *loop);
+uint64_t aio__clock_idle (Loop *loop);
+void aio__clock_busy (Loop *loop);
+void aio__clock_jump (Loop *loop, uint64_t to);
+void aio__wait_io (Loop *loop, Task *t);
+void aio__wait_io_end (Loop *loop, Task *t);
 
 /* timer.c */
 void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when);
@@ -431,6 +487,7 @@ int aio__wake_raise (lua_State *L, Task *t);
 void aio__push_cancel_error (lua_State *L, int idx, Task *t);
 int aio__cancel_pending (Task *t);
 int aio__task_cancel (lua_State *L, Loop *loop, Task *t, int reason);
+void aio__task_start (Loop *loop, Task *t);
 void aio__task_finish (Loop *loop, Task *t, int nres);
 void aio__task_kill (Loop *loop, Task *t);
 void aio__notify_all (Loop *loop, Link *list);
@@ -480,7 +537,6 @@ void aio__open_error (lua_State *L);
 
 /* Registry keys (their addresses) of the loop's Lua-side tables. */
 extern const char aio__key_loop;       /* the Loop userdata */
-extern const char aio__key_anchors;    /* array: anchored objects */
 extern const char aio__key_callbacks;  /* array: pending on_done (fn, task) */
 extern const char aio__key_detached;   /* weak keys: coroutine -> scope */
 extern const char aio__key_unseen;     /* weak keys: failed tasks unseen */

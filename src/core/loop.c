@@ -11,7 +11,6 @@
 #include "core.h"
 
 const char aio__key_loop = 0;
-const char aio__key_anchors = 0;
 const char aio__key_callbacks = 0;
 const char aio__key_detached = 0;
 const char aio__key_unseen = 0;
@@ -94,7 +93,6 @@ static int loop__gc (lua_State *L) {
     uv_loop_close(&loop->uv);
     loop->running = 0;
   }
-  aio__ready_free(&loop->ready);
   aio__timers_free(loop);
   aio__anchors_free(&loop->anchors);
   return 0;
@@ -122,6 +120,7 @@ void aio__open_loop (lua_State *L) {
   memset(loop, 0, sizeof *loop);
   link_init(&loop->closables);
   link_init(&loop->deferred);
+  link_init(&loop->ready.list);
   loop->slow = 0.1;
   loop->debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
   loopidx = lua_gettop(L);
@@ -131,8 +130,7 @@ void aio__open_loop (lua_State *L) {
   lua_setmetatable(L, loopidx);
   lua_pushvalue(L, loopidx);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__key_loop);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  aio__anchors_open(L, &loop->anchors);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__key_callbacks);
   aio__new_weak_table(L, &aio__key_detached);

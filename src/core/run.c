@@ -11,14 +11,46 @@
 #include "core.h"
 
 
-/* Sets the loop up for a run. Raises if libuv cannot start. */
-static void run_begin (lua_State *L, Loop *loop) {
+/* The run's real-time limit passed (aio.testing.run): cancels the main
+** task; the run raises `timeout` when it is over. */
+static void on_limit (uv_timer_t *h) {
+  Loop *loop = aio_container_of(h, Loop, limit_timer);
+  loop->timed_out = 1;
+  if (loop->main != NULL && !aio_task_done(loop->main))
+    aio__task_cancel(loop->L, loop, loop->main, 0);
+}
+
+
+/*
+** Sets the loop up for a run with a virtual clock or not (`virt`,
+** `autojump` seconds), a real-time limit (`limit` seconds, 0: none) and,
+** with `keep`, unretrieved errors kept for core.unretrieved. Raises if
+** libuv cannot start.
+*/
+static void run_begin (lua_State *L, Loop *loop, int virt, double autojump,
+                       double limit, int keep) {
   int rc = uv_loop_init(&loop->uv);
   if (rc != 0) aio__error(L, "io", "cannot start the libuv loop: %s",
                           uv_strerror(rc));
   loop->core_handle.on_close = NULL;
   uv_timer_init(&loop->uv, &loop->timer);
   loop->timer.data = &loop->core_handle;
+  uv_timer_init(&loop->uv, &loop->limit_timer);
+  loop->limit_timer.data = &loop->core_handle;
+  loop->limit = limit;
+  loop->timed_out = 0;
+  if (limit > 0) {
+    uv_timer_start(&loop->limit_timer, on_limit,
+                   limit >= 1e9 ? (uint64_t)1e12 : (uint64_t)(limit * 1000),
+                   0);
+    uv_unref((uv_handle_t *)&loop->limit_timer);
+  }
+  loop->keep_unseen = keep;
+  if (keep) {              /* strong: no failed task is collected unseen */
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__key_unseen);
+  }
+  aio__clock_start(loop, virt, autojump);
   aio__sigint_begin(loop);
   loop->running = 1;
   loop->stopping = 0;
@@ -26,7 +58,6 @@ static void run_begin (lua_State *L, Loop *loop) {
   loop->generation++;
   loop->L = L;
   loop->armed = 0;
-  loop->now = aio__hrtime();
   loop->since_poll = 0;
 }
 
@@ -35,13 +66,18 @@ static void run_begin (lua_State *L, Loop *loop) {
 ** at once instead (a second SIGINT while shutting down). */
 static void cancel_all (lua_State *L, Loop *loop, int kill) {
   uint32_t i;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  aio__push_anchors(L, loop);
   for (i = 1; i <= loop->anchors.nslots; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);
     t = aio__totask(L, -1);
     if (t != NULL && !aio_task_done(t)) {
-      if (!kill) aio__task_cancel(L, loop, t, 0);
+      if (!kill) {
+        aio__task_cancel(L, loop, t, 0);
+        /* one that never started is finished by the scheduler (it may
+        ** have left the ready queue when a memory error stopped it) */
+        if (t->state == AIO_TASK_NEW) aio__ready_push(loop, t);
+      }
       else if (t->co != NULL && t != loop->current) {
         aio__error_new(L, "interrupted", "task killed: aio.run was "
                        "interrupted again while shutting down");
@@ -74,6 +110,7 @@ static void close_stray (uv_handle_t *h, void *arg) {
 ** closes the libuv loop. */
 static void close_loop (Loop *loop) {
   uv_close((uv_handle_t *)&loop->timer, NULL);
+  uv_close((uv_handle_t *)&loop->limit_timer, NULL);
   if (loop->owns_sigint) uv_close((uv_handle_t *)&loop->sigint, NULL);
   uv_run(&loop->uv, UV_RUN_DEFAULT);
   while (uv_loop_close(&loop->uv) == UV_EBUSY) {
@@ -84,8 +121,7 @@ static void close_loop (Loop *loop) {
   aio__timers_reset(loop);
   link_init(&loop->deferred);   /* their owners were closed */
   loop->armed = 0;
-  loop->ready.count = 0;
-  loop->ready.head = 0;
+  aio__ready_clear(loop);
 }
 
 
@@ -113,7 +149,8 @@ static void run_end (lua_State *L, Loop *loop) {
   loop->main = NULL;
   loop->ndetached = 0;
   aio__new_weak_table(L, &aio__key_detached);
-  aio__report_unretrieved(L);
+  aio__clock_stop(loop);
+  if (!loop->keep_unseen) aio__report_unretrieved(L);
 }
 
 
@@ -134,12 +171,13 @@ static int run_body (lua_State *L) {
 
 
 /*
-** aio.run(fn, ...) -> fn's results. Runs fn as the main task on a new
-** loop, then cleans up (see run_end) and returns its results or re-raises
-** its error; `interrupted` if SIGINT stopped it.
+** Runs the function at 1 with the arguments above it as the main task of
+** a run set up by run_begin (virt, autojump, limit, keep), cleans up and
+** returns its results or re-raises its error; `interrupted` if SIGINT
+** stopped it, `timeout` if the real-time limit did.
 */
-static int l_run (lua_State *L) {
-  Loop *loop = aio_upvalue_loop(L);
+static int run (lua_State *L, Loop *loop, int virt, double autojump,
+                double limit, int keep) {
   int n = lua_gettop(L), status;
   if (lua_type(L, 1) != LUA_TFUNCTION && !luaL_getmetafield(L, 1, "__call"))
     luaL_typeerror(L, 1, "function");
@@ -147,7 +185,7 @@ static int l_run (lua_State *L) {
   if (loop->running)
     aio__usage(L, "aio.run cannot be called while a loop is running (use "
                "aio.spawn, or call the function directly)");
-  run_begin(L, loop);
+  run_begin(L, loop, virt, autojump, limit, keep);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushcclosure(L, run_body, 1);
   lua_insert(L, 1);                                   /* body fn args... */
@@ -158,16 +196,55 @@ static int l_run (lua_State *L) {
   if (status != LUA_OK) return lua_error(L);
   if (loop->interrupted)
     return aio__error(L, "interrupted", "interrupted by SIGINT");
+  if (loop->timed_out) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%g", loop->limit);
+    aio__error_new(L, "timeout", "the run took longer than its %s s "
+                   "(real time) limit", buf);
+    aio__setfield_num(L, "seconds", loop->limit);
+    return lua_error(L);
+  }
   return aio__task_results(L, -1);
 }
 
 
-/* core.run, with the loop and the core table (for core.spawn) as
-** upvalues. The core table is on top, the loop below it. */
+/*
+** aio.run(fn, ...) -> fn's results. Runs fn as the main task on a new
+** loop, then cleans up (see run_end) and returns its results or re-raises
+** its error; `interrupted` if SIGINT stopped it.
+*/
+static int l_run (lua_State *L) {
+  return run(L, aio_upvalue_loop(L), 0, 0, 0, 0);
+}
+
+
+/*
+** core.run_test(virtual, autojump, limit, keep, fn, ...): aio.run for
+** aio.testing.run: `virtual` (boolean) gives the run a virtual clock that
+** jumps after `autojump` seconds of idleness; `limit` (seconds of real
+** time, 0: none) cancels the main task and raises `timeout` when it
+** passes; `keep` keeps the errors nobody retrieved for core.unretrieved
+** instead of reporting them. Arguments are checked by aio.testing.
+*/
+static int l_run_test (lua_State *L) {
+  int virt = lua_toboolean(L, 1), keep = lua_toboolean(L, 4);
+  double autojump = luaL_checknumber(L, 2), limit = luaL_checknumber(L, 3);
+  lua_rotate(L, 1, -4);
+  lua_pop(L, 4);
+  return run(L, aio_upvalue_loop(L), virt, autojump, limit, keep);
+}
+
+
+/* core.run and core.run_test, with the loop and the core table (for
+** core.spawn) as upvalues. The core table is on top, the loop below it. */
 void aio__open_run (lua_State *L) {
   int core = lua_gettop(L);
   lua_pushvalue(L, core - 1);
   lua_pushvalue(L, core);
   lua_pushcclosure(L, l_run, 2);
   lua_setfield(L, core, "run");
+  lua_pushvalue(L, core - 1);
+  lua_pushvalue(L, core);
+  lua_pushcclosure(L, l_run_test, 2);
+  lua_setfield(L, core, "run_test");
 }

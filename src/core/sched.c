@@ -18,60 +18,39 @@
 
 
 /* ---------------------------------------------------------------------
-** Ready queue: a ring buffer of tasks (capacity a power of two)
+** Ready queue: a FIFO list through Task.wait.link
 ** ------------------------------------------------------------------- */
 
-static void ready_grow (ReadyQueue *q) {
-  uint32_t cap = q->cap ? q->cap * 2 : 256;
-  uint32_t i;
-  Task **r = malloc(cap * sizeof *r);
-  if (r == NULL) abort();  /* the queue must not lose a task */
-  for (i = 0; i < q->count; i++)
-    r[i] = q->ring[(q->head + i) & (q->cap - 1)];
-  free(q->ring);
-  q->ring = r;
-  q->cap = cap;
-  q->head = 0;
-}
-
-
-/* Appends `t` to the ready queue unless it already has an entry there. */
+/* Appends `t` to the ready queue unless it already has an entry there.
+** `t` must not be in a wait list (aio__task_disarm takes it out). */
 void aio__ready_push (Loop *loop, Task *t) {
-  ReadyQueue *q = &loop->ready;
   if (t->flags & AIO_TF_INREADY) return;
-  if (q->count == q->cap) ready_grow(q);
-  q->ring[(q->head + q->count) & (q->cap - 1)] = t;
-  q->count++;
+  link_push(&loop->ready.list, &t->wait.link);
+  loop->ready.count++;
   t->flags |= AIO_TF_INREADY;
 }
 
 
-/* Removes the queue entry of `t` (a task that finished while it had one). */
+/* Removes the queue entry of `t` (a task that finished or was disarmed
+** while it had one). */
 void aio__ready_remove (Loop *loop, Task *t) {
-  ReadyQueue *q = &loop->ready;
-  uint32_t i, j = 0, mask = q->cap - 1;
-  for (i = 0; i < q->count; i++) {
-    Task *e = q->ring[(q->head + i) & mask];
-    if (e != t) q->ring[(q->head + j++) & mask] = e;
-  }
-  q->count = j;
+  link_remove(&t->wait.link);
+  loop->ready.count--;
   t->flags &= ~AIO_TF_INREADY;
 }
 
 
-static Task *ready_pop (ReadyQueue *q) {
-  Task *t = q->ring[q->head];
-  q->head = (q->head + 1) & (q->cap - 1);
-  q->count--;
-  t->flags &= ~AIO_TF_INREADY;
+static Task *ready_pop (Loop *loop) {
+  Task *t = aio_container_of(loop->ready.list.next, Task, wait.link);
+  aio__ready_remove(loop, t);
   return t;
 }
 
 
-void aio__ready_free (ReadyQueue *q) {
-  free(q->ring);
-  q->ring = NULL;
-  q->head = q->count = q->cap = 0;
+/* Empties the ready queue (the end of a run). */
+void aio__ready_clear (Loop *loop) {
+  while (loop->ready.count > 0) ready_pop(loop);
+  link_init(&loop->ready.list);
 }
 
 
@@ -79,14 +58,29 @@ void aio__ready_free (ReadyQueue *q) {
 ** Resuming a task
 ** ------------------------------------------------------------------- */
 
+/* Its address is the registry key of a spare coroutine that carries the
+** outcome of tasks that never ran (they never got one of their own). */
+static const char spare_key = 0;
+
+
 /* A task cancelled before it ever ran finishes without running. */
 static void finish_unstarted (lua_State *L, Loop *loop, Task *t) {
+  lua_State *co;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &spare_key) != LUA_TTHREAD) {
+    lua_pop(L, 1);
+    lua_newthread(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &spare_key);
+  }
+  co = lua_tothread(L, -1);
+  lua_pop(L, 1);                       /* kept by the registry */
   aio__push_anchored(L, loop, t->anchor);
   aio__push_cancel_error(L, -1, t);
   lua_remove(L, -2);
-  lua_settop(t->co, 0);
-  lua_pushboolean(t->co, 0);
-  lua_xmove(L, t->co, 1);
+  lua_settop(co, 0);
+  lua_pushboolean(co, 0);
+  lua_xmove(L, co, 1);
+  t->co = co;                          /* for aio__task_finish only */
   aio__task_finish(loop, t, 2);
 }
 
@@ -103,10 +97,12 @@ static void task_step (Loop *loop, Task *t) {
   uint64_t t0 = 0;
   if (t->state == AIO_TASK_NEW) {
     if (t->flags & AIO_TF_CANCEL) { finish_unstarted(L, loop, t); return; }
+    aio__task_start(loop, t);
+    co = t->co;
     nargs = lua_gettop(co) - 1;
   }
   else if (t->state == AIO_TASK_READY) nargs = t->nargs;
-  else return;  /* a stale entry (see AIO_WAKE_ABORT in coro.c) */
+  else return;  /* not ready any more */
   t->nargs = 0;
   t->state = AIO_TASK_RUNNING;
   loop->current = t;
@@ -203,7 +199,7 @@ static void run_deferred (Loop *loop) {
 static void poll_io (Loop *loop, uv_run_mode mode) {
   run_deferred(loop);
   uv_run(&loop->uv, mode);
-  loop->now = aio__hrtime();
+  aio__clock_update(loop);
   aio__timers_expire(loop);
   loop->since_poll = 0;
   loop->poll_tick = coarse_tick();
@@ -218,6 +214,24 @@ static int poll_due (Loop *loop) {
 
 
 /*
+** With many tasks, the ones in the ready queue are cold in the cache: while
+** one runs, fetch the coroutine of the next one (whose Task was fetched a
+** step earlier) and the Task after it.
+*/
+static void prefetch_next (Loop *loop) {
+  Task *t = aio_container_of(loop->ready.list.next, Task, wait.link);
+  const char *co = (const char *)t->co;
+  __builtin_prefetch(t->wait.link.next);
+  if (co != NULL) {
+    __builtin_prefetch(co);
+    __builtin_prefetch(co + 64);
+    __builtin_prefetch(co + 128);
+    __builtin_prefetch(co + 192);
+  }
+}
+
+
+/*
 ** Runs the tasks that are ready now; those made ready meanwhile (by them,
 ** or by I/O and deadlines) wait for the next round. A long round polls
 ** I/O as it goes, so a burst of thousands of ready tasks does not hold
@@ -226,7 +240,9 @@ static int poll_due (Loop *loop) {
 static void run_round (Loop *loop) {
   uint32_t n = loop->ready.count;
   while (n-- > 0 && loop->ready.count > 0) {
-    task_step(loop, ready_pop(&loop->ready));
+    Task *t = ready_pop(loop);
+    if (loop->ready.count > 0) prefetch_next(loop);
+    task_step(loop, t);
     if (n > 0 && poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
   }
 }
@@ -236,30 +252,30 @@ static void on_timer (uv_timer_t *h);
 
 
 /*
-** Starts the uv timer for deadline `next` (ns), unless it runs for it
-** already. libuv counts whole milliseconds from a clock it reads now and
-** then, so the timeout is rounded up by one more millisecond: it never
-** fires before `next`.
+** Starts the uv timer to wake the poll in `wait` real nanoseconds, for
+** deadline `key`, unless it runs for that one already. libuv counts whole
+** milliseconds from a clock it reads now and then, so the timeout is
+** rounded up by one more millisecond: it never fires before the deadline.
 */
-static void arm_uv_timer (Loop *loop, uint64_t next, uint64_t now) {
+static void arm_uv_timer (Loop *loop, uint64_t key, uint64_t wait) {
   uint64_t ms;
-  if (loop->armed == next) return;
-  ms = (next - now) / 1000000 + 2;
+  if (loop->armed == key) return;
+  ms = wait / 1000000 + 2;
   if (ms > 3600000) ms = 3600000;      /* far deadlines: check back hourly */
   uv_update_time(&loop->uv);
   uv_timer_start(&loop->timer, on_timer, ms, 0);
-  loop->armed = next;
+  loop->armed = key;
 }
 
 
-/* The uv timer fired: if the earliest deadline is not due yet (it moved,
-** or libuv's clock ran ahead), the timer must run again, or the poll that
-** follows in this uv_run would block with no timeout at all. */
+/* The uv timer fired: uv_run returns as soon as it has polled I/O without
+** blocking (if the deadline is not due yet, because libuv's clock ran
+** ahead or the deadline moved, the scheduler arms the timer again; the
+** poll after it must never block with no timeout). */
 static void on_timer (uv_timer_t *h) {
   Loop *loop = aio_container_of(h, Loop, timer);
-  uint64_t next = aio__timer_next(loop), now = aio__hrtime();
   loop->armed = 0;
-  if (next != 0 && next > now) arm_uv_timer(loop, next, now);
+  uv_stop(&loop->uv);
 }
 
 
@@ -273,7 +289,7 @@ static void deadlock (lua_State *L, Loop *loop) {
   if (loop->main != NULL && !aio_task_done(loop->main) &&
       aio__task_wake(loop, loop->main, AIO_WAKE_DEADLOCK))
     return;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);
+  aio__push_anchors(L, loop);
   for (i = 1; i <= loop->anchors.nslots; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);
@@ -285,8 +301,32 @@ static void deadlock (lua_State *L, Loop *loop) {
 }
 
 
+/*
+** A virtual clock with nothing ready and no task waiting on I/O: once the
+** loop has been idle for the clock's autojump (real time), what has
+** arrived meanwhile is polled, and if the loop is still idle the clock
+** jumps to deadline `next` and it fires. Until then, the poll blocks for
+** the rest of the idle time.
+*/
+static void idle_virtual (Loop *loop, uint64_t next) {
+  uint64_t idle = aio__clock_idle(loop);
+  if (idle < loop->clock.autojump) {
+    arm_uv_timer(loop, AIO_FOREVER - 1, loop->clock.autojump - idle);
+    poll_io(loop, UV_RUN_ONCE);
+    return;
+  }
+  poll_io(loop, UV_RUN_NOWAIT);
+  if (loop->ready.count == 0 && link_empty(&loop->deferred) &&
+      loop->ncallbacks == 0 && aio__clock_can_jump(loop) &&
+      aio__timer_next(loop) == next) {
+    aio__clock_jump(loop, next);
+    aio__timers_expire(loop);
+  }
+}
+
+
 /* Nothing is ready: blocks in libuv until I/O, a signal or the earliest
-** deadline. */
+** deadline (a virtual clock may jump to it instead: idle_virtual). */
 static void poll_blocking (lua_State *L, Loop *loop) {
   uint64_t next;
   run_deferred(loop);
@@ -295,15 +335,20 @@ static void poll_blocking (lua_State *L, Loop *loop) {
     return;
   }
   next = aio__timer_next(loop);
+  if (next == AIO_FOREVER && loop->clock.virt) next = 0;  /* never due */
   if (next != 0) {
-    uint64_t now = aio__hrtime();
+    uint64_t now = aio__now(loop);
     if (next <= now) {   /* due already: fire, and give I/O its turn */
       loop->now = now;
       aio__timers_expire(loop);
       poll_io(loop, UV_RUN_NOWAIT);
       return;
     }
-    arm_uv_timer(loop, next, now);
+    if (aio__clock_can_jump(loop)) {
+      idle_virtual(loop, next);
+      return;
+    }
+    arm_uv_timer(loop, next, next - now);
   }
   else if (loop->armed) {
     uv_timer_stop(&loop->timer);
@@ -332,6 +377,7 @@ int aio__run_loop (lua_State *L, Loop *loop, Task *until) {
       return 0;
     if (loop->interrupted > 1 && loop->stopping) return 1;
     if (loop->ready.count > 0) {
+      aio__clock_busy(loop);
       run_round(loop);
       if (poll_due(loop)) poll_io(loop, UV_RUN_NOWAIT);
     }

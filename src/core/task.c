@@ -149,12 +149,13 @@ static int task_main (lua_State *co) {
 static int l_spawn (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   int n = lua_gettop(L);                 /* fn + args */
-  lua_State *co;
   Task *t;
   if (lua_type(L, 1) != LUA_TFUNCTION && !luaL_getmetafield(L, 1, "__call"))
     luaL_typeerror(L, 1, "function");
   lua_settop(L, n);
   aio__check_running(L, loop, "aio.spawn");
+  if (n > LUAI_MAXSTACK - 64)      /* its coroutine must hold them all */
+    aio__usage(L, "aio.spawn: too many arguments");
   t = (Task *)lua_newuserdatauv(L, sizeof(Task), 1);
   memset(t, 0, sizeof *t);
   link_init(&t->wait.link);
@@ -162,15 +163,17 @@ static int l_spawn (lua_State *L) {
   t->timer.kind = AIO_TIMER_TASK;
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_setmetatable(L, -2);
-  co = lua_newthread(L);                 /* fn args... task co */
-  lua_rotate(L, 1, 2);                   /* task co fn args... */
-  if (!lua_checkstack(co, n + 2))
-    aio__usage(L, "aio.spawn: too many arguments");
-  lua_pushcfunction(co, task_main);
-  lua_pushcfunction(co, task_msgh);
-  lua_xmove(L, co, n);                   /* task co */
+  lua_insert(L, 1);                      /* task fn args... */
+  if (n > 1) {                           /* the body: fn, or {fn, args...} */
+    int i;
+    lua_createtable(L, n, 1);            /* task fn args... body */
+    lua_insert(L, 2);                    /* task body fn args... */
+    for (i = n; i >= 1; i--) lua_rawseti(L, 2, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, 2, "n");
+    t->packed = 1;
+  }
   lua_setiuservalue(L, 1, 1);            /* task */
-  t->co = co;
   t->id = ++loop->next_id;
   t->state = AIO_TASK_NEW;
   if (loop->stopping) t->flags |= AIO_TF_CANCEL;  /* born cancelled */
@@ -185,6 +188,45 @@ static int l_spawn (lua_State *L) {
   }
   aio__ready_push(loop, t);
   return 1;
+}
+
+
+/*
+** Gives the NEW task `t` its coroutine (its first resume is next), with
+** the stack (task_main, msgh, fn, args...): a task gets one only when it
+** starts, so spawning is cheap, a task cancelled before it ran never has
+** one, and the coroutine is fresh in the cache when it first runs. Runs
+** on loop->L; raises only on memory errors.
+*/
+void aio__task_start (Loop *loop, Task *t) {
+  lua_State *L = loop->L;
+  int top = lua_gettop(L);
+  lua_State *co;
+  lua_checkstack(L, 4);
+  aio__push_anchored(L, loop, t->anchor);            /* task */
+  co = lua_newthread(L);                             /* task co */
+  lua_pushcfunction(co, task_main);
+  lua_pushcfunction(co, task_msgh);
+  if (t->flags & AIO_TF_EXTRA) aio__task_get_extra(L, top + 1, t, "co");
+  else lua_getiuservalue(L, top + 1, 1);             /* task co body */
+  if (t->packed) {
+    int i, n;
+    lua_getfield(L, -1, "n");
+    n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_checkstack(co, n + 2);      /* cannot fail: aio.spawn checked n */
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_xmove(L, co, 1);
+    }
+    lua_pop(L, 1);                                   /* task co */
+    t->packed = 0;
+  }
+  else lua_xmove(L, co, 1);                          /* task co */
+  if (t->flags & AIO_TF_EXTRA) aio__task_set_extra(L, top + 1, t, "co");
+  else lua_setiuservalue(L, top + 1, 1);             /* task */
+  t->co = co;
+  lua_settop(L, top);
 }
 
 
@@ -225,10 +267,13 @@ int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
 }
 
 
-/* Takes a waiting task out of whatever it waits on. */
+/* Takes a task out of whatever it waits on (a wait list or the ready
+** queue) and disarms its timer. */
 void aio__task_disarm (Loop *loop, Task *t) {
-  link_remove(&t->wait.link);
+  if (t->flags & AIO_TF_INREADY) aio__ready_remove(loop, t);
+  else link_remove(&t->wait.link);
   aio__timer_cancel(loop, &t->timer);
+  if (t->iowait) aio__wait_io_end(loop, t);
 }
 
 
@@ -364,7 +409,8 @@ void aio__task_finish (Loop *loop, Task *t, int nres) {
   int nvals = nres - 1;
   lua_checkstack(L, nvals + 8);
   aio__scopes_clear(loop, t);
-  aio__push_anchored(L, loop, t->anchor);            /* task */
+  aio__anchor_take(L, loop, t->anchor);              /* task */
+  t->anchor = 0;                  /* held on L's stack from here on */
   if (ok) {
     t->state = AIO_TASK_OK;
     if (nvals == 0) {
@@ -402,11 +448,10 @@ void aio__task_finish (Loop *loop, Task *t, int nres) {
     lua_pop(L, 1);
   }
   if (t->flags & AIO_TF_INREADY) aio__ready_remove(loop, t);
+  if (t->iowait) aio__wait_io_end(loop, t);
   lua_settop(co, 0);
   t->co = NULL;
   t->wake = AIO_WAKE_NONE;
-  aio__unanchor(L, loop, t->anchor);
-  t->anchor = 0;
   loop->ntasks--;
   aio__notify_all(loop, &t->awaiters);
   if (t->flags & AIO_TF_CALLBACKS) queue_callbacks(L, loop, t);

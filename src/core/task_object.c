@@ -282,6 +282,34 @@ void aio__report_unretrieved (lua_State *L) {
 }
 
 
+/* core.unretrieved() -> the failed tasks whose errors nobody retrieved
+** (kept by a run with core.run_test's `keep`), and forgets them. */
+static int l_unretrieved (lua_State *L) {
+  int n = 0;
+  lua_newtable(L);                                         /* res */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_unseen);     /* res set */
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    Task *t = aio__totask(L, -2);
+    lua_pop(L, 1);
+    if (t != NULL && (t->flags & AIO_TF_UNSEEN)) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -4, ++n);
+    }
+  }
+  lua_pop(L, 1);
+  aio__new_weak_table(L, &aio__key_unseen);
+  return 1;
+}
+
+
+/* core.report_unretrieved(): reports them on stderr, as aio.run does. */
+static int l_report_unretrieved (lua_State *L) {
+  aio__report_unretrieved(L);
+  return 0;
+}
+
+
 /* Debug mode: a task ran `secs` seconds without suspending. */
 void aio__debug_slow (lua_State *L, Loop *loop, Task *t, double secs) {
   int top = lua_gettop(L);
@@ -323,7 +351,7 @@ static int l_tasks (lua_State *L) {
   uint32_t i;
   int n = 0;
   lua_createtable(L, (int)loop->ntasks, 0);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_anchors);  /* res anchors */
+  aio__push_anchors(L, loop);  /* res anchors */
   for (i = 1; i <= loop->anchors.nslots; i++) {
     Task *t;
     lua_rawgeti(L, -1, i);
@@ -381,6 +409,8 @@ static const luaL_Reg task_funcs[] = {
   {"task_state", l_task_state},
   {"current", l_current},
   {"tasks", l_tasks},
+  {"unretrieved", l_unretrieved},
+  {"report_unretrieved", l_report_unretrieved},
   {NULL, NULL}
 };
 

@@ -2,7 +2,8 @@
 ** timer.c
 ** The deadline queue (see Deadlines in core.h): a 4-ary min-heap of Timer
 ** nodes plus FIFO lanes, FIFO among equal deadlines; aio.sleep, aio.now,
-** and durations as Lua passes them.
+** and durations as Lua passes them. Deadlines are on the loop's clock
+** (clock.c).
 ** See LICENSE
 */
 
@@ -112,9 +113,10 @@ static void lane_rebuild (TimerLane *ln, int k, uint32_t cap) {
 }
 
 
-/* Appends `e` to lane `k`; returns 0 if the lane cannot take it (its
-** slots are numbered in Timer.slot's 24 bits). */
-static int lane_append (TimerLane *ln, int k, HeapEntry e) {
+/* Appends `e` to lane `k` of `d`; returns 0 if the lane cannot take it
+** (its slots are numbered in Timer.slot's 24 bits). */
+static int lane_append (Deadlines *d, int k, HeapEntry e) {
+  TimerLane *ln = &d->lanes[k];
   uint32_t i;
   if (ln->count == ln->cap) {
     /* compact when disarmed entries are most of it, else grow */
@@ -132,12 +134,14 @@ static int lane_append (TimerLane *ln, int k, HeapEntry e) {
   ln->count++;
   ln->live++;
   ln->last = e.when;
+  d->used |= 1u << k;
   return 1;
 }
 
 
-/* Drops disarmed entries from a lane's head. */
-static void lane_trim (TimerLane *ln) {
+/* Drops disarmed entries from the head of lane `k`. */
+static void lane_trim (Deadlines *d, int k) {
+  TimerLane *ln = &d->lanes[k];
   while (ln->count > 0 && ln->ring[ln->head].tm == NULL) {
     ln->head = (ln->head + 1) & (ln->cap - 1);
     ln->count--;
@@ -145,6 +149,7 @@ static void lane_trim (TimerLane *ln) {
   if (ln->count == 0) {
     ln->head = 0;
     ln->last = 0;
+    d->used &= ~(1u << k);
   }
 }
 
@@ -165,7 +170,7 @@ void aio__timer_arm (Loop *loop, Timer *tm, uint64_t when) {
   e.tm = tm;
   for (k = 0; k < AIO_LANES; k++) {
     TimerLane *ln = &loop->deadlines.lanes[k];
-    if (when >= ln->last && lane_append(ln, k, e)) return;
+    if (when >= ln->last && lane_append(&loop->deadlines, k, e)) return;
   }
   tm->lane = 0;
   heap_insert(&loop->deadlines, e);
@@ -179,11 +184,12 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
   i = tm->slot - 1;
   tm->slot = 0;
   if (tm->lane) {
-    TimerLane *ln = &loop->deadlines.lanes[tm->lane - 1];
+    int k = tm->lane - 1;
+    TimerLane *ln = &loop->deadlines.lanes[k];
     tm->lane = 0;
     ln->ring[i].tm = NULL;
     ln->live--;
-    lane_trim(ln);
+    lane_trim(&loop->deadlines, k);
   }
   else heap_remove(&loop->deadlines, i);
 }
@@ -192,13 +198,13 @@ void aio__timer_cancel (Loop *loop, Timer *tm) {
 /* The earliest armed entry, or NULL. */
 static HeapEntry *earliest (Deadlines *d) {
   HeapEntry *best = d->count > 0 ? &d->heap[0] : NULL;
-  int k;
-  for (k = 0; k < AIO_LANES; k++) {
+  uint32_t used = d->used;
+  while (used != 0) {
+    int k = __builtin_ctz(used);
     TimerLane *ln = &d->lanes[k];
-    if (ln->count > 0) {
-      HeapEntry *e = &ln->ring[ln->head];
-      if (best == NULL || before(e, best)) best = e;
-    }
+    HeapEntry *e = &ln->ring[ln->head];
+    if (best == NULL || before(e, best)) best = e;
+    used &= used - 1;
   }
   return best;
 }
@@ -238,6 +244,7 @@ void aio__timers_reset (Loop *loop) {
     ln->count = ln->head = ln->live = 0;
     ln->last = 0;
   }
+  d->used = 0;
 }
 
 
@@ -263,6 +270,13 @@ void aio__timers_expire (Loop *loop) {
   HeapEntry *e;
   while ((e = earliest(&loop->deadlines)) != NULL && e->when <= loop->now) {
     Timer *tm = e->tm;
+    if (tm->lane) {   /* many may follow: fetch a later one's owner now */
+      TimerLane *ln = &loop->deadlines.lanes[tm->lane - 1];
+      if (ln->count > 8) {
+        HeapEntry *ahead = &ln->ring[(ln->head + 8) & (ln->cap - 1)];
+        if (ahead->tm != NULL) __builtin_prefetch(ahead->tm);
+      }
+    }
     aio__timer_cancel(loop, tm);
     switch (tm->kind) {
       case AIO_TIMER_TASK:
@@ -281,10 +295,10 @@ void aio__timers_expire (Loop *loop) {
 }
 
 
-/* The deadline `seconds` from now; durations past ~300 years never come. */
+/* The deadline `seconds` from now on the loop's clock; durations past
+** ~300 years never come. */
 uint64_t aio__deadline (Loop *loop, double seconds) {
-  uint64_t now = aio__hrtime();
-  (void)loop;
+  uint64_t now = aio__now(loop);
   if (seconds >= 1e10) return AIO_FOREVER;
   return now + (uint64_t)(seconds * AIO_NS);
 }
@@ -335,8 +349,17 @@ static int l_sleep (lua_State *L) {
 }
 
 
-/* aio.now() -> monotonic time in seconds */
+/* aio.now() -> the loop's time in seconds: monotonic, or virtual (from 0)
+** in aio.testing.run */
 static int l_now (lua_State *L) {
+  lua_pushnumber(L, (lua_Number)aio__now_seconds(aio_upvalue_loop(L)));
+  return 1;
+}
+
+
+/* core.real_now() -> the real monotonic clock in seconds, whatever the
+** loop's clock (aio.testing.real_now) */
+static int l_real_now (lua_State *L) {
   lua_pushnumber(L, (lua_Number)aio__hrtime() / AIO_NS);
   return 1;
 }
@@ -345,6 +368,7 @@ static int l_now (lua_State *L) {
 static const luaL_Reg timer_funcs[] = {
   {"sleep", l_sleep},
   {"now", l_now},
+  {"real_now", l_real_now},
   {NULL, NULL}
 };
 

@@ -184,6 +184,7 @@ static int call_wait (lua_State *L, RedisConn *c, Task *t, RedisCall *call,
   link_push(&call->waiters, &t->wait.link);
   if (c->timeout > 0 && c->timeout < 1e10)           /* not forever */
     aio__timer_arm(loop, &t->timer, aio__deadline(loop, c->timeout));
+  aio__wait_io(loop, t);                    /* a reply from the server */
   return aio__suspend(L, t, (lua_KContext)call, k);
 }
 

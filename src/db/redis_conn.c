@@ -426,9 +426,13 @@ static int conn_set_timeout (lua_State *L) {
 
 
 /* conn:set_pubsub(): from now on, pub/sub messages go to the message
-** queue (conn:message()) instead of answering calls. */
+** queue (conn:message()) instead of answering calls. Waiting for a
+** message is waiting for new work, not on I/O: a virtual clock may jump
+** (replies to its SUBSCRIBE and other calls still count). */
 static int conn_set_pubsub (lua_State *L) {
-  aio__redis_self(L)->pubsub = 1;
+  RedisConn *c = aio__redis_self(L);
+  c->pubsub = 1;
+  c->io.passive = 1;
   return 0;
 }
 

@@ -265,7 +265,7 @@ static int on_timer (CURLM *cm, long ms, void *ud) {
   (void)cm;
   if (ms < 0) aio__timer_cancel(m->loop, &m->timer.timer);
   else aio__timer_arm(m->loop, &m->timer.timer,
-                      aio__hrtime() + (uint64_t)ms * 1000000u);
+                      aio__now(m->loop) + (uint64_t)ms * 1000000u);
   return 0;
 }
 
@@ -417,7 +417,7 @@ static void add_deferred (HttpMulti *m, uint32_t max, int force) {
     add_now(r);
   }
   if (!link_empty(&m->deferred) && m->pace.timer.slot == 0)
-    aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+    aio__timer_arm(m->loop, &m->pace.timer, aio__now(m->loop) + HTTP_PACE_NS);
 }
 
 
@@ -457,7 +457,7 @@ static void start (HttpRequest *r) {
     r->deferred = 1;
     link_push(&m->deferred, &r->link);
     if (m->pace.timer.slot == 0)
-      aio__timer_arm(m->loop, &m->pace.timer, aio__hrtime() + HTTP_PACE_NS);
+      aio__timer_arm(m->loop, &m->pace.timer, aio__now(m->loop) + HTTP_PACE_NS);
   }
 }
 

@@ -60,7 +60,7 @@ static void release (HttpRequest *r) {
 static size_t on_write (char *p, size_t size, size_t n, void *ud) {
   HttpRequest *r = (HttpRequest *)ud;
   size_t len = size * n;
-  if (r->read_ns > 0) r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__now(r->m->loop);
   if (r->max_body >= 0 && r->received + (curl_off_t)len > r->max_body) {
     if (r->fail == HTTP_F_NONE) r->fail = HTTP_F_BODY;
     return 0;
@@ -116,7 +116,7 @@ static size_t on_header (char *p, size_t size, size_t n, void *ud) {
   HttpRequest *r = (HttpRequest *)ud;
   size_t len = size * n;
   int blank = len == 0 || p[0] == '\r' || p[0] == '\n';
-  if (r->read_ns > 0) r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__now(r->m->loop);
   if (blank) r->hdone = 1;
   else if (!keep_header(r, p, len)) {
     if (r->fail == HTTP_F_NONE) r->fail = HTTP_F_NOMEM;
@@ -137,7 +137,7 @@ static size_t on_read (char *buf, size_t size, size_t n, void *ud) {
   if (room > left) room = left;
   memcpy(buf, r->body + r->body_off, room);
   r->body_off += room;
-  if (r->read_ns > 0) r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__now(r->m->loop);
   return room;
 }
 
@@ -164,7 +164,7 @@ static int on_prereq (void *ud, char *ip, char *lip, int port, int lport) {
     r->m->nconnecting--;
   }
   if (r->read_ns > 0) {
-    r->last_ns = aio__hrtime();
+    r->last_ns = aio__now(r->m->loop);
     if (r->idle.timer.slot == 0)
       aio__timer_arm(r->m->loop, &r->idle.timer, r->last_ns + r->read_ns);
   }
@@ -186,7 +186,7 @@ static void on_total (Loop *loop, TimerCb *tc) {
 ** from the peer; a transfer we paused (slow consumer) is not silent. */
 static void on_idle (Loop *loop, TimerCb *tc) {
   HttpRequest *r = aio_container_of(tc, HttpRequest, idle);
-  uint64_t now = aio__hrtime();
+  uint64_t now = aio__now(r->m->loop);
   if (r->state != HTTP_ACTIVE) return;
   if (r->paused) r->last_ns = now;
   if (now - r->last_ns >= r->read_ns) aio__http_end(r, HTTP_F_READ);
@@ -464,6 +464,7 @@ static int request_k (lua_State *L, int status, lua_KContext ctx) {
   }
   if (r->state != HTTP_DONE && !(r->stream && r->ready)) {
     set_waiter(L, r, RIDX, t);          /* not for us: wait on */
+    aio__wait_io(loop, t);
     return aio__suspend(L, t, 0, request_k);
   }
   if (failed(r) && !(r->stream && r->ready)) {
@@ -525,6 +526,7 @@ int aio__http_request (lua_State *L) {
     t->wake = AIO_WAKE_OK;
     return request_k(L, LUA_OK, 0);
   }
+  aio__wait_io(loop, t);
   return aio__suspend(L, t, 0, request_k);
 }
 
@@ -541,7 +543,7 @@ static int read_k (lua_State *L, int status, lua_KContext ctx);
 static void unpause (HttpRequest *r) {
   if (!r->paused) return;
   r->paused = 0;
-  if (r->read_ns > 0) r->last_ns = aio__hrtime();
+  if (r->read_ns > 0) r->last_ns = aio__now(r->m->loop);
   if (r->state == HTTP_ACTIVE) {
     curl_easy_pause(r->easy, CURLPAUSE_CONT);
     aio__http_checked(r->m);
@@ -581,6 +583,7 @@ static int read_step (lua_State *L, HttpRequest *r) {
   if (aio_buf_avail(&r->in) > 0 || r->state == HTTP_DONE)
     return read_step(L, r);
   set_waiter(L, r, 1, t);
+  aio__wait_io(r->m->loop, t);
   return aio__suspend(L, t, 0, read_k);
 }
 

@@ -763,6 +763,7 @@ static int hs_listen (lua_State *L) {
     luaL_argerror(L, 1, "not an IP address");
   srv = (HttpServer *)aio__io_new(loop, sizeof(HttpServer), &server_type);
   if (srv == NULL) return aio__nomem(L, "listening");
+  srv->io.passive = 1;      /* the dispatcher waits for new requests */
   link_init(&srv->conns);
   link_init(&srv->ready);
   link_init(&srv->dispatcher);

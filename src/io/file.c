@@ -247,8 +247,9 @@ static int file_drive (lua_State *L, lua_KContext ctx, Body body,
       file_wake_next(f);                  /* the next one raises too */
       return aio__closed_error(L, "file");
     }
-    if (f->locked || f->inflight) {
+    if (f->locked || f->inflight) {    /* behind I/O: waits on it too */
       link_push(&f->queue, &t->wait.link);
+      aio__wait_io(f->loop, t);
       return aio__suspend(L, t, ctx, k);
     }
     f->locked = 1;

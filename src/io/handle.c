@@ -147,6 +147,7 @@ int aio__io_wait (lua_State *L, IoHandle *io, Link *list, double timeout,
   link_push(list, &t->wait.link);
   if (timeout > 0)
     aio__timer_arm(loop, &t->timer, aio__deadline(loop, timeout));
+  if (!io->passive) aio__wait_io(loop, t);
   return aio__suspend(L, t, ctx, k);
 }
 

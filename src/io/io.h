@@ -87,6 +87,10 @@ typedef struct IoHandle {
   uint8_t ncounted;         /* of those, counted in loop->nhandles */
   uint8_t closing;          /* aio__io_close ran: no more use */
   uint8_t orphan;           /* no Lua object refers to it (any more) */
+  uint8_t passive;          /* it waits for new work from outside
+                               (connections to accept, signals): a task
+                               waiting on it does not wait on I/O, so a
+                               virtual clock may jump (aio__wait_io) */
 } IoHandle;
 
 /* The userdata of an I/O object; user values are the module's own. */

@@ -207,6 +207,7 @@ static int run_wait (lua_State *L, Proc *p, Task *t, int ph) {
   link_push(&p->waiters, &t->wait.link);
   if (ph == PH_RUN && p->deadline != 0)
     aio__timer_arm(p->io.loop, &t->timer, p->deadline);
+  aio__wait_io(p->io.loop, t);
   return aio__suspend(L, t, ph, run_k);
 }
 

@@ -69,6 +69,7 @@ void aio__req_done (Req *r, int status) {
 int aio__req_wait (lua_State *L, Task *t, Req *r, lua_KContext ctx,
                    lua_KFunction k) {
   link_push(&r->waiters, &t->wait.link);
+  aio__wait_io(r->loop, t);
   return aio__suspend(L, t, ctx, k);
 }
 

@@ -124,6 +124,7 @@ static int l_watch (lua_State *L) {
   st = sigstate(L);
   w = (Watcher *)aio__io_new(loop, sizeof(Watcher), &watcher_type);
   if (w == NULL) return aio__nomem(L, "watching a signal");
+  w->io.passive = 1;            /* a signal is new work, not I/O */
   uv_signal_init(&loop->uv, &w->h);
   aio__io_opened(&w->io, (uv_handle_t *)&w->h);
   link_init(&w->waiters);

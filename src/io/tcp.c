@@ -354,6 +354,7 @@ static int tcp_listen (lua_State *L) {
     luaL_argerror(L, 1, "not an IP address");
   l = (Listener *)aio__io_new(loop, sizeof(Listener), &listener_type);
   if (l == NULL) return aio__nomem(L, "listening");
+  l->io.passive = 1;              /* accepting waits for work, not on I/O */
   link_init(&l->waiters);
   link_init(&l->pending);
   link_init(&l->idle_waiters);

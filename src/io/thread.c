@@ -334,6 +334,7 @@ static int submit (lua_State *L, Loop *loop, Task *t, ThreadReq *q,
   if (ctl->running >= ctl->limit || (!front && !link_empty(&ctl->queue))) {
     if (front) link_push_front(&ctl->queue, &t->wait.link);
     else link_push(&ctl->queue, &t->wait.link);
+    aio__wait_io(loop, t);             /* behind calls that run */
     return aio__suspend(L, t, 0, queued_k);
   }
   rc = uv_queue_work(&loop->uv, &q->work, work_cb, after_work_cb);

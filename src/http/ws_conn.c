@@ -465,7 +465,7 @@ static void on_input (Stream *s, StreamUpper *up) {
   size_t nready = ws->nready;
   uint16_t flags = ws->flags;
   if (aio_buf_avail(&s->in.buf) > 0) {
-    ws->last_rx = (uint64_t)uv_now(&ws->io.loop->uv) * 1000000;  /* cheap */
+    ws->last_rx = aio__now(ws->io.loop);
     if (ws->flags & (WS_RCVD | WS_FINISHING) || ws->fail)
       aio__buf_consume(&s->in.buf, aio_buf_avail(&s->in.buf), 0);
     else parse(ws);
@@ -493,7 +493,7 @@ static void on_close (Stream *s, StreamUpper *up) {
 ** sends a ping, or ends a connection whose pong did not come. */
 static void on_timer (Loop *loop, TimerCb *tc) {
   WebSocket *ws = aio_container_of(tc, WebSocket, timer);
-  uint64_t beat = (uint64_t)(ws->heartbeat * AIO_NS), now = aio__hrtime();
+  uint64_t beat = (uint64_t)(ws->heartbeat * AIO_NS), now = aio__now(loop);
   if (ws->flags & WS_ENDED) return;
   if ((ws->flags & WS_FINISHING) || ws->s->io.closing) {
     aio__ws_end(ws);
@@ -541,7 +541,7 @@ void aio__ws_start (WebSocket *ws) {
   ws->up.on_close = on_close;
   link_init(&ws->flush.link);
   ws->flush.run = on_flush;
-  ws->last_rx = aio__hrtime();
+  ws->last_rx = aio__now(loop);
   s->upper = &ws->up;
   s->in.keep = 0;                 /* no buffer kept while idle */
   if (aio_buf_avail(&s->in.buf) == 0) aio__buf_free(&s->in.buf);

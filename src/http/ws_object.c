@@ -270,6 +270,7 @@ static int close_k (lua_State *L, int status, lua_KContext ctx) {
       !ws->s->io.closing && !ws->io.closing) {  /* not yet: wait on */
     link_push(&ws->s->readers, &t->wait.link);
     aio__timer_arm(loop, &t->timer, (uint64_t)ctx);
+    aio__wait_io(loop, t);
     return aio__suspend(L, t, ctx, close_k);
   }
   aio__ws_end(ws);              /* done, timed out, or cancelled: it is over */
@@ -317,6 +318,7 @@ static int ws_close (lua_State *L) {
   deadline = aio__deadline(loop, secs < 0 ? 0 : secs);
   link_push(&ws->s->readers, &t->wait.link);
   aio__timer_arm(loop, &t->timer, deadline);
+  aio__wait_io(loop, t);                      /* the peer's close */
   return aio__suspend(L, t, (lua_KContext)deadline, close_k);
 }
 

@@ -4,10 +4,10 @@
 LUA      ?= lua5.4
 BUSTED   ?= busted
 CC       ?= cc
-PKGS      = lua5.4 libuv libcurl hiredis libpq zlib
+PKGS      = lua5.4 libuv libcurl libssl hiredis libpq zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4 -I/usr/include/postgresql)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl hiredis libpq zlib 2>/dev/null || echo -luv -lcurl -lhiredis -lpq -lz) \
-              -lhttp_parser
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto hiredis libpq zlib 2>/dev/null || echo -luv -lcurl -lssl -lcrypto -lhiredis -lpq -lz) \
+              -lwslay -lhttp_parser
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
             -Wstrict-prototypes
@@ -24,7 +24,7 @@ CORE      = $(BUILD)/aio/core.so
 LUA_ENV   = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
             LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test sanitize valgrind bench bench-server bench-redis bench-pg clean env lint
+.PHONY: all test sanitize valgrind bench bench-server bench-redis bench-pg bench-ws clean env lint
 
 all: $(CORE)
 
@@ -76,6 +76,7 @@ bench: all
 	$(LUA_ENV) sh bench/io_compare.sh $(BENCH_RUNS)
 	$(MAKE) -s bench-redis
 	$(MAKE) -s bench-pg
+	$(MAKE) -s bench-ws
 
 bench-redis: all
 	$(LUA_ENV) bash bench/redis.sh -r $(BENCH_RUNS)
@@ -87,6 +88,11 @@ bench-pg: all
 # W7: the HTTP server beside nginx, nginx + lua, node and aiohttp.web
 bench-server: all
 	$(LUA_ENV) bash bench/server.sh -r $(BENCH_RUNS)
+
+# WebSocket (W8 beside node ws, aiohttp, websockets; RSS per idle
+# connection) alone
+bench-ws: all
+	$(LUA_ENV) bash bench/ws.sh -r $(BENCH_RUNS)
 
 lint:
 	$(MAKE) clean all EXTRA_CFLAGS=-Werror

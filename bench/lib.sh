@@ -1,4 +1,4 @@
-# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh, pg.sh)
+# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh, pg.sh, ws.sh)
 # share, sourced before their functions are called; those use WORK (a
 # scratch folder), RAW (the file of tagged RESULT lines) and BENCH_TIMEOUT
 # (seconds a run may take). See LICENSE
@@ -38,3 +38,14 @@ row() {  # LABEL KEY UNIT
   printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
+
+# bench_start NAME: what every run needs: descriptors, the build, BENCH_TIMEOUT
+# (120 s unless set), and a scratch folder WORK with an empty RAW file
+bench_start() {
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  make -s all || return 1
+  export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+  WORK=$(mktemp -d "/tmp/aio-$1-bench.XXXXXX")
+  RAW=$WORK/raw.txt
+  : > "$RAW"
+}

@@ -81,6 +81,11 @@ describe("the README reference", function()
     local req, writer
     app:get("/", function(r) req = r writer = r:respond() end)
     aio.http.get(http_server.url .. "/")
+    local wserver <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
+      local ws <close> = require("aio.http.websocket").accept(s)
+      ws:receive()
+    end)
+    local ws <close> = aio.http.ws_connect("ws://127.0.0.1:" .. wserver.port .. "/")
     local objects = {
       {"task:", aio.spawn(function() end)},
       {"sem:", aio.Semaphore(1)},
@@ -102,6 +107,7 @@ describe("the README reference", function()
       {"server:", http_server},
       {"req:", req},
       {"writer:", writer},
+      {"ws:", ws},
     }
     for _, o in ipairs(objects) do need(methods_of(o[2]), o[1]) end
     need(functions_of(aio.http.Response), "response:")

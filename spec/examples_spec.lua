@@ -209,6 +209,56 @@ describe("examples", function()
     assert.matches("3%. the listener got: resize image\n3%. the listener got: send mail\n3%. the listener got: stop", out)
   end)
 
+  it("ws_echo.lua echoes text and binary and closes cleanly", function()
+    local out = run(example("ws_echo.lua"), "2")
+    assert.matches("client: hello 1 %(text%)\nclient: hello 2 %(text%)", out)
+    assert.matches("client: 3 bytes back %(binary%)", out)
+    assert.matches('server: the client closed with 1000 "done"', out)
+    assert.matches("client: closed with 1000", out)
+  end)
+
+  it("chat_server.lua relays within rooms and closes every chat on SIGTERM", function()
+    local out = run(example("chat_server.lua"), "--self-test")
+    assert.matches("alice sees: %* bob joined lua", out)
+    assert.matches("alice sees: bob: hi alice", out)
+    assert.matches("carol sees: %* carol joined python | carol: anyone%?", out)
+    assert.matches("SIGTERM: closing every chat", out)
+    for _, name in ipairs({ "alice", "bob", "carol" }) do
+      assert.matches(name .. ": told, closed 1001 server shutdown", out)
+    end
+    assert.matches("chat server stopped", out)
+  end)
+
+  it("chat_client.lua chats through chat_server.lua", function()
+    local log = os.tmpname()
+    local p = io.popen(H.lua_env() .. " lua5.4 examples/chat_server.lua 0 > " .. log .. " 2>&1 & echo $!")
+    local pid = p:read("l")
+    p:close()
+    local function server_log()
+      local f = io.open(log)
+      local text = f and f:read("a") or ""
+      if f then f:close() end
+      return text
+    end
+    local function wait_for(pattern)
+      for _ = 1, 400 do
+        local found = server_log():match(pattern)
+        if found then return found end
+        os.execute("sleep 0.05")
+      end
+    end
+    local port = wait_for("ws://127%.0%.0%.1:(%d+)/")
+    local url = "ws://127.0.0.1:" .. tostring(port) .. "/rooms/lua"
+    local ok, out = pcall(run, example("chat_client.lua"), url .. " alice hello 'bye now'")
+    os.execute("kill -TERM " .. pid)
+    wait_for("chat server stopped")
+    local slog = server_log()
+    os.remove(log)
+    assert(ok, out)
+    assert.matches("%* alice joined lua\nalice: hello\nalice: bye now\n%(closed: 1000 bye%)", out)
+    assert.matches("SIGTERM: closing every chat\nchat server stopped", slog)
+  end)
+
   -- last: the tests above have marked what they ran
   it("cover every file in examples/", function()
     for name in io.popen("ls examples/*.lua"):lines() do

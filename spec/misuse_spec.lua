@@ -47,6 +47,15 @@ local function callables(objects)
   return list
 end
 
+-- A WebSocket server end that echoes, on aio.tcp.listen, and a client of it.
+local function websocket_pair()
+  local server = aio.tcp.listen("127.0.0.1", 0, function(s)
+    local ws <close> = require("aio.http.websocket").accept(s)
+    for data in ws:messages() do ws:send(data) end
+  end)
+  return server, aio.http.ws_connect("ws://127.0.0.1:" .. server.port .. "/")
+end
+
 -- Functions that would do lasting harm with valid-looking garbage.
 local SKIP = {
   ["aio.run"] = true,           -- exercised by run_spec, nests loops here
@@ -137,6 +146,7 @@ local function make_objects()
   local app = aio.http.App()
   local web = aio.http.listen(app)
   local req, writer = stale_request(web, app)
+  local ws_server, ws = websocket_pair()
   local objects = {
     task = aio.spawn(function() end), failed = failed, sem = aio.Semaphore(1),
     bsem = aio.BoundedSemaphore(1), lock = aio.Lock(), event = aio.Event(),
@@ -148,6 +158,7 @@ local function make_objects()
     registration = aio.signal("SIGUSR2", function() end),
     permit = aio.Semaphore(1):acquire(), error = aio.Error("io", "an error"),
     scope = core.scope_open(), app = app, web = web, req = req, writer = writer,
+    ws_server = ws_server, ws = ws,
   }
   aio.sleep(0.01)
   failed:error()                       -- retrieved: not reported

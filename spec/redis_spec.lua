@@ -401,15 +401,21 @@ describe_redis("aio.redis", function()
     it("lets a virtual clock jump while subscribers wait", async(function()
       local r <close> = connect()
       local sub <close> = r:subscribe("ticks")
+      -- the publisher sleeps again only once the subscriber has the
+      -- message: PUBLISH's reply and the delivery come on two
+      -- connections, in no set order
+      local seen = aio.Queue()
       local publisher = aio.spawn(function()
         for i = 1, 3 do
           aio.sleep(3600)
           r:publish("ticks", "hour " .. i)
+          seen:get()
         end
       end)
       local got = {}
       for msg in sub:messages() do
         got[#got + 1] = ("%s@%d"):format(msg.data, aio.now() // 3600)
+        seen:put(true)
         if #got == 3 then sub:unsubscribe() end
       end
       publisher:await()

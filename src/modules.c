@@ -16,6 +16,7 @@ extern const AioModule aio__module_waitlist;
 extern const AioModule aio__module_watch;
 extern const AioModule aio__module_fs;
 extern const AioModule aio__module_tcp;
+extern const AioModule aio__module_tls;
 extern const AioModule aio__module_dns;
 extern const AioModule aio__module_thread;
 extern const AioModule aio__module_process;
@@ -23,6 +24,7 @@ extern const AioModule aio__module_signal;
 extern const AioModule aio__module_workers;
 extern const AioModule aio__module_http;
 extern const AioModule aio__module_http_server;
+extern const AioModule aio__module_ws;
 extern const AioModule aio__module_redis;
 extern const AioModule aio__module_pg;
 
@@ -34,6 +36,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_watch,
   &aio__module_fs,
   &aio__module_tcp,
+  &aio__module_tls,
   &aio__module_dns,
   &aio__module_thread,
   &aio__module_process,
@@ -41,6 +44,7 @@ const AioModule *const aio__modules[] = {
   &aio__module_workers,
   &aio__module_http,
   &aio__module_http_server,
+  &aio__module_ws,
   &aio__module_redis,
   &aio__module_pg,
   NULL

@@ -1031,6 +1031,87 @@ function aio.http.delete(url, opts) end
 ---@return aio.http.Response
 function aio.http.head(url, opts) end
 
+---Options of aio.http.ws_connect.
+---@class aio.http.WebSocketOptions
+---@field headers? table<string, string> extra request headers (Origin, Authorization, ...)
+---@field protocols? string|string[] subprotocols to offer, in order of preference
+---@field timeout? number seconds for connecting and the handshake (10)
+---@field max_message? integer longest message accepted, bytes (1 MiB); longer closes with 1009
+---@field heartbeat? number seconds between pings; no pong within half of it closes (code 1006)
+---@field verify? boolean wss://: verify the server's certificate and name (true)
+---@field ca_file? string wss://: CA certificates (PEM) to verify with
+---@field close_timeout? number seconds close() waits for the peer (5)
+
+---Options of req:websocket on the server side.
+---@class aio.http.WebSocketServerOptions
+---@field protocols? string|string[] subprotocols the server speaks (the client's first one it knows is chosen)
+---@field headers? table<string, string> extra headers of the 101 response
+---@field max_message? integer longest message accepted, bytes (1 MiB); longer closes with 1009
+---@field heartbeat? number seconds between pings; no pong within half of it closes (code 1006)
+---@field close_timeout? number seconds close() waits for the peer (5)
+
+---A WebSocket connection (RFC 6455): messages both ways, automatic pongs,
+---the close handshake. As a `<close>` variable it is closed (code 1000).
+---@class aio.http.WebSocket
+---@field protocol string? the subprotocol agreed on
+---@field close_code integer? once closed: the peer's close code, the one we failed the connection with (1002, 1007, 1009, ...), or 1006 without a close frame
+---@field close_reason string? once closed: the reason that came with the code
+---@field closed boolean the connection is closing or closed
+local WebSocket = {}
+
+---Sends a text message (`text` must be UTF-8); it is written at the end of
+---the round of tasks. Waits while more than 64 KiB wait for the peer
+---(backpressure). Raises `closed` once the connection is closing or
+---closed. (suspends)
+---@async
+---@param text string
+function WebSocket:send(text) end
+
+---Sends a binary message; as send. (suspends)
+---@async
+---@param data string
+function WebSocket:send_binary(data) end
+
+---The next message and its kind; nil once the connection is closed and
+---every message was taken. Cancelling a receive takes nothing. (suspends)
+---@async
+---@return string? data
+---@return "text"|"binary"|nil kind
+function WebSocket:receive() end
+
+---Iterates over the messages until the connection closes:
+---`for data, kind in ws:messages() do ... end`. (suspends)
+---@async
+---@return fun(): string?, ("text"|"binary")?
+function WebSocket:messages() end
+
+---Sends a ping (up to 125 bytes); the peer's pong counts for the
+---heartbeat.
+---@param data? string
+function WebSocket:ping(data) end
+
+---The closing handshake: sends a close frame (code 1000 by default,
+---reason up to 123 bytes of UTF-8), waits for the peer's and the end of
+---the connection for up to `timeout` seconds (the close_timeout option),
+---then closes it. Harmless when repeated. (suspends)
+---@async
+---@param code? integer
+---@param reason? string
+---@param timeout? number
+function WebSocket:close(code, reason, timeout) end
+
+---To-be-closed: close().
+function WebSocket:__close() end
+
+---Opens a WebSocket connection to a ws:// or wss:// URL. Raises `dns`,
+---`connect`, `tls`, `timeout`, `http` (a 4xx/5xx answer, with `status`) or
+---`protocol` (not a valid upgrade), each with `url`. (suspends)
+---@async
+---@param url string
+---@param opts? aio.http.WebSocketOptions
+---@return aio.http.WebSocket
+function aio.http.ws_connect(url, opts) end
+
 
 ------------------------------------------------------------------------
 -- HTTP server: aio.http.App, aio.http.listen
@@ -1092,6 +1173,15 @@ function Request:form() end
 ---@param headers? aio.http.Headers
 ---@return aio.http.ResponseWriter
 function Request:respond(status, headers) end
+
+---Upgrades the request to a WebSocket: answers 101 and returns it; a
+---request that is not a valid upgrade raises `protocol` and the client
+---gets 400. When the handler ends, a WebSocket still open is closed with
+---1000. (suspends)
+---@async
+---@param opts? aio.http.WebSocketServerOptions
+---@return aio.http.WebSocket
+function Request:websocket(opts) end
 
 ---The writer of a streamed response.
 ---@class aio.http.ResponseWriter
@@ -1395,9 +1485,23 @@ aio.tcp = {}
 
 ---Options of aio.tcp.connect.
 ---@class aio.tcp.ConnectOptions
----@field timeout? number seconds for resolving and connecting (raises `timeout`, phase "connect")
+---@field timeout? number seconds for resolving, connecting and the TLS handshake (raises `timeout`, phase "connect")
 ---@field nodelay? boolean set TCP_NODELAY (true)
 ---@field family? aio.tcp.Family resolve to IPv4 or IPv6 only
+---@field tls? boolean|aio.tcp.TlsOptions the stream is over TLS (OpenSSL)
+
+---TLS options of aio.tcp.connect (`tls = true` takes the defaults).
+---@class aio.tcp.TlsOptions
+---@field server_name? string the name sent as SNI and the certificate must match (default: the host)
+---@field verify? boolean verify the certificate chain and the name (true)
+---@field ca_file? string CA certificates (PEM) to verify with, instead of the system's
+---@field alpn? string|string[] application protocols to offer ("h2", "http/1.1", ...)
+
+---What stream:tls_info() tells.
+---@class aio.tcp.TlsInfo
+---@field protocol string "TLSv1.3", "TLSv1.2"
+---@field cipher string the cipher suite
+---@field alpn? string the application protocol the server chose
 
 ---Options of aio.tcp.listen.
 ---@class aio.tcp.ListenOptions
@@ -1474,6 +1578,11 @@ function Stream:set_limit(bytes) end
 ---@param seconds? number
 ---@return aio.tcp.Stream self
 function Stream:set_timeout(seconds) end
+
+---The TLS session of a stream made with `tls`, nil for a plain one.
+---@return aio.tcp.TlsInfo?
+---@nodiscard
+function Stream:tls_info() end
 
 ---To-be-closed: close().
 function Stream:__close() end

@@ -165,4 +165,9 @@ function S.stop(env)
   H.rmtree(env.dir)
 end
 
+-- The process helpers, shared with the other peer fixtures
+-- (spec/support/ws_peers.lua).
+S.spawn, S.sh, S.slurp, S.write, S.alive, S.nap, S.wait_until =
+  spawn, sh, slurp, write, alive, nap, wait_until
+
 return S

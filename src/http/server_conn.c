@@ -32,10 +32,15 @@ static void srv_accept_held (HttpServer *srv);
 ** Timers: one TimerCb per connection (header, idle, drain or linger)
 ** ------------------------------------------------------------------- */
 
+/* Arms the connection's timer `ns` from now (the loop's clock). Not from
+** loop->now: that is the time the last poll returned, and this runs in
+** libuv callbacks too, after a poll that may have slept for longer than
+** `ns` (a deadline in the past would time the new connection out at
+** once). */
 static void timer_arm (HttpConn *c, uint64_t ns) {
   Loop *loop = c->s.io.loop;
   aio__timer_cancel(loop, &c->timer.timer);
-  if (ns > 0) aio__timer_arm(loop, &c->timer.timer, loop->now + ns);
+  if (ns > 0) aio__timer_arm(loop, &c->timer.timer, aio__now(loop) + ns);
 }
 
 

@@ -194,10 +194,27 @@ void aio__read_take (lua_State *L, Reader *r, size_t n);
 ** Streams (stream.c): a byte stream over any uv_stream_t
 ** ------------------------------------------------------------------- */
 
+struct Stream;
+typedef struct Tls Tls;        /* tls.c: TLS over a stream's socket */
+
+/*
+** A protocol that reads a stream itself (WebSocket), embedded in its own
+** struct: once set, the read callback hands every input (new bytes in
+** `in`, or the end or an error in `rerr`) to `on_input` instead of waking
+** readers, and reading stays on until the protocol stops it; `on_close`
+** tells it the stream is being closed. Neither runs Lua.
+*/
+typedef struct StreamUpper {
+  void (*on_input) (struct Stream *s, struct StreamUpper *up);
+  void (*on_close) (struct Stream *s, struct StreamUpper *up);
+} StreamUpper;
+
 /*
 ** A byte stream (a TCP connection, a pipe) behind an aio.Stream object.
 ** Reading is on (uv_read_start) only while a task waits for data, plus at
 ** most one read with nobody waiting, which is kept in `in` and stops it.
+** Over TLS (`tls`), `in` holds plaintext and writes are encrypted first;
+** the API is the same.
 */
 typedef struct Stream {
   IoHandle io;
@@ -213,11 +230,14 @@ typedef struct Stream {
   Reader in;             /* received, not yet read */
   size_t limit;          /* longest line read_line accepts */
   double timeout;        /* seconds a read or write may wait; 0: no limit */
+  Tls *tls;              /* TLS over the socket, or NULL */
+  StreamUpper *upper;    /* the protocol reading it, or NULL */
   int rerr;              /* 0, UV_EOF, or the error that ended reading */
   uint8_t reading;       /* uv_read_start is on */
 } Stream;
 
 #define AIO_READ_SIZE 65536
+#define AIO_ETLS (-0x7e00)   /* Stream.rerr: the TLS layer failed (tls.c) */
 
 extern const IoType aio__stream_type;
 Stream *aio__stream_new (Loop *loop, char *scratch, size_t size,
@@ -228,6 +248,24 @@ void aio__stream_release (IoHandle *io);
 void aio__stream_push (lua_State *L, Stream *s);
 void aio__open_stream (lua_State *L);
 char *aio__io_scratch (lua_State *L);
+int aio__stream_read_start (Stream *s);
+void aio__stream_read_stop (Stream *s);
+int aio__stream_wait (lua_State *L, Stream *s, lua_KContext ctx,
+                      lua_KFunction k);
+int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b, size_t keep,
+                           size_t wait_above);
+int aio__stream_send (lua_State *L, Stream *s, Buf *b, size_t keep,
+                      size_t wait_above);
+
+/* tls.c: the TLS layer of a Stream (see Stream.tls) */
+int aio__tls_input (Stream *s, const char *data, ssize_t n);
+int aio__tls_encrypt (Stream *s, const char *p, size_t n, Buf **out);
+void aio__tls_close (Stream *s);
+void aio__tls_shutdown (Stream *s);
+void aio__tls_free (Stream *s);
+const char *aio__tls_error (Stream *s);
+int aio__tls_start (lua_State *L);
+int aio__tls_info (lua_State *L);
 
 
 /* ---------------------------------------------------------------------

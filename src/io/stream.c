@@ -24,6 +24,19 @@ typedef struct StreamReq {
   } u;
 } StreamReq;
 
+/*
+** A write of bytes in C memory (TLS records, WebSocket frames): the part
+** the kernel did not take at once, in a block of its own. A request (Req)
+** when a task may wait for it, else malloc'd (`owned`) and freed by its
+** callback.
+*/
+typedef struct ByteWrite {
+  Req r;
+  uv_write_t w;
+  char *data;            /* malloc'd: the bytes being written */
+  uint8_t owned;         /* not a request: frees itself when done */
+} ByteWrite;
+
 
 /* ---------------------------------------------------------------------
 ** The shared memory and the read callbacks (no Lua in here)
@@ -38,10 +51,13 @@ static void stop_reading (Stream *s) {
 
 
 /* Closes the stream: waiting readers raise `closed`. Data the kernel took
-** is still delivered; writes still queued are dropped. (Also the close of
-** objects that embed a Stream, such as an HTTP server's connection.) */
+** is still delivered; writes still queued are dropped. Over TLS, tries to
+** tell the peer first (close_notify). (Also the close of objects that
+** embed a Stream, such as an HTTP server's connection.) */
 void aio__stream_close (IoHandle *io) {
   Stream *s = (Stream *)io;
+  if (s->upper != NULL) s->upper->on_close(s, s->upper);
+  if (s->tls != NULL) aio__tls_close(s);
   stop_reading(s);
   aio__io_close_handle(io, &s->h.handle);
   aio__notify_all(io->loop, &s->readers);
@@ -49,7 +65,9 @@ void aio__stream_close (IoHandle *io) {
 
 
 void aio__stream_release (IoHandle *io) {
-  aio__buf_free(&((Stream *)io)->in.buf);
+  Stream *s = (Stream *)io;
+  aio__buf_free(&s->in.buf);
+  if (s->tls != NULL) aio__tls_free(s);
 }
 
 
@@ -93,19 +111,42 @@ static void alloc_cb (uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 
-/* Keeps what arrived and wakes the readers; with nobody waiting, stops
-** reading (the next read starts it again). */
+/* Keeps what arrived (decrypted first over TLS) and wakes the readers;
+** with nobody waiting, stops reading (the next read starts it again). A
+** protocol reading the stream itself (`upper`) gets it instead. */
 static void read_cb (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   Stream *s = (Stream *)h->data;
   if (nread == 0) return;
-  if (nread > 0 && !aio__buf_append(&s->in.buf, buf->base, (size_t)nread))
+  if (s->tls != NULL) {
+    nread = aio__tls_input(s, buf->base, nread);
+    if (nread == 0) return;                 /* nothing for readers yet */
+  }
+  else if (nread > 0 &&
+           !aio__buf_append(&s->in.buf, buf->base, (size_t)nread))
     nread = UV_ENOBUFS;
   if (nread < 0) {
     s->rerr = (int)nread;
     stop_reading(s);
   }
-  if (link_empty(&s->readers)) stop_reading(s);
+  if (s->upper != NULL) s->upper->on_input(s, s->upper);
+  else if (link_empty(&s->readers)) stop_reading(s);
   else aio__notify_all(s->io.loop, &s->readers);
+}
+
+
+/* Starts reading unless it is on: 0 or a libuv error. */
+int aio__stream_read_start (Stream *s) {
+  if (!s->reading) {
+    int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
+    if (rc < 0) return rc;
+    s->reading = 1;
+  }
+  return 0;
+}
+
+
+void aio__stream_read_stop (Stream *s) {
+  stop_reading(s);
 }
 
 
@@ -146,10 +187,13 @@ static int stream_timeout (lua_State *L, Stream *s, const char *phase) {
 
 
 /* Raises the `io` error `err` of operation `op` ("read from", "write
-** to") with fields code and peer. */
-static int stream_fail (lua_State *L, int err, const char *op) {
+** to") with fields code and peer; AIO_ETLS raises `tls` with the TLS
+** layer's reason. */
+static int stream_fail (lua_State *L, Stream *s, int err, const char *op) {
   const char *name = stream_name(L);
-  aio__uv_error_new(L, "io", err, "cannot %s %s", op, name);
+  if (err == AIO_ETLS)
+    aio__error_new(L, "tls", "cannot %s %s: %s", op, name, aio__tls_error(s));
+  else aio__uv_error_new(L, "io", err, "cannot %s %s", op, name);
   aio__setfield_str(L, "peer", name);
   return lua_error(L);
 }
@@ -157,17 +201,17 @@ static int stream_fail (lua_State *L, int err, const char *op) {
 
 /*
 ** Suspends the running task until data, the end of the stream or an
-** error arrives (starting reading if it is off). `k` re-examines.
+** error arrives (starting reading if it is off), or the stream's timeout
+** passes. `k` starts with aio__io_resumed. Must be the return expression.
 */
-static int wait_data (lua_State *L, Stream *s, lua_KContext ctx,
+int aio__stream_wait (lua_State *L, Stream *s, lua_KContext ctx,
                       lua_KFunction k) {
-  if (!s->reading) {
-    int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
-    if (rc < 0) return stream_fail(L, rc, "read from");
-    s->reading = 1;
-  }
+  int rc = aio__stream_read_start(s);
+  if (rc < 0) return stream_fail(L, s, rc, "read from");
   return aio__io_wait(L, &s->io, &s->readers, s->timeout, ctx, k);
 }
+
+#define wait_data aio__stream_wait
 
 
 /* Common start of a read continuation: raises what interrupted the wait
@@ -189,7 +233,7 @@ static Stream *resumed (lua_State *L) {
 static int read_result (lua_State *L, Stream *s, int rc, lua_KContext ctx,
                         lua_KFunction k) {
   if (rc == AIO_READ_MORE) {
-    if (s->rerr != 0) return stream_fail(L, s->rerr, "read from");
+    if (s->rerr != 0) return stream_fail(L, s, s->rerr, "read from");
     return wait_data(L, s, ctx, k);
   }
   if (rc == AIO_READ_END) lua_pushnil(L);
@@ -332,16 +376,133 @@ static void shutdown_cb (uv_shutdown_t *w, int status) {
 /* Continuation of write and shutdown: the request is on top. */
 static int req_k (lua_State *L, int status, lua_KContext ctx) {
   Stream *s = (Stream *)aio__io_self(L);
-  StreamReq *q = (StreamReq *)lua_touserdata(L, -1);
+  Req *q = (Req *)lua_touserdata(L, -1);
   Task *t = s->io.loop->current;
   (void)status;
   if (t->wake == AIO_WAKE_TIMER) return stream_timeout(L, s, "write");
   if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
-  if (q->r.status == UV_ECANCELED) return aio__closed_error(L, "stream");
-  if (q->r.status < 0)
-    return stream_fail(L, q->r.status, ctx ? "shut down" : "write to");
+  if (q->status == UV_ECANCELED) return aio__closed_error(L, "stream");
+  if (q->status < 0)
+    return stream_fail(L, s, q->status, ctx ? "shut down" : "write to");
   lua_settop(L, 1);
   return 1;
+}
+
+
+static void bytes_cb (uv_write_t *w, int status) {
+  ByteWrite *q = aio_container_of(w, ByteWrite, w);
+  free(q->data);                      /* libuv is done with the bytes */
+  q->data = NULL;
+  if (q->owned) free(q);
+  else aio__req_done(&q->r, status);
+}
+
+
+static void bytes_gc (Req *r) {
+  ByteWrite *q = (ByteWrite *)r;
+  free(q->data);
+  q->data = NULL;
+}
+
+
+/*
+** Writes the unread bytes of `b` to the socket as they are, after what is
+** queued, and leaves `b` empty (its block kept if not larger than `keep`
+** bytes and all was sent, else freed or handed to the write). What the
+** kernel takes at once is sent; the rest is queued. If then more than
+** `wait_above` bytes are queued and `L` is given, a request is pushed for
+** the task to wait on (aio__req_wait; its outcome in Req.status) and 1
+** returned; else the write frees itself when done and 0 is returned (as
+** when all was sent). A libuv error is returned as is. Never runs Lua;
+** with `L`, raises only on memory errors.
+*/
+int aio__stream_write_raw (lua_State *L, Stream *s, Buf *b, size_t keep,
+                           size_t wait_above) {
+  size_t n = aio_buf_avail(b), done = 0, queued;
+  ByteWrite *q;
+  uv_buf_t ub;
+  int rc;
+  if (n == 0) {
+    aio__buf_consume(b, 0, keep);
+    return 0;
+  }
+  if (uv_stream_get_write_queue_size(&s->h.stream) == 0) {
+    ub = uv_buf_init(aio_buf_head(b), (unsigned)n);
+    rc = uv_try_write(&s->h.stream, &ub, 1);
+    if (rc > 0) done = (size_t)rc;
+    else if (rc < 0 && rc != UV_EAGAIN) {
+      aio__buf_free(b);
+      return rc;
+    }
+  }
+  if (done == n) {
+    aio__buf_consume(b, n, keep);
+    return 0;
+  }
+  queued = uv_stream_get_write_queue_size(&s->h.stream) + (n - done);
+  if (queued <= wait_above) L = NULL;
+  if (L != NULL)
+    q = (ByteWrite *)aio__req_new(L, s->io.loop, sizeof(ByteWrite), 0);
+  else if ((q = (ByteWrite *)calloc(1, sizeof *q)) == NULL) {
+    aio__buf_free(b);
+    return UV_ENOMEM;
+  }
+  q->owned = L == NULL;
+  q->data = b->data;                         /* the block goes with it */
+  ub = uv_buf_init(aio_buf_head(b) + done, (unsigned)(n - done));
+  b->data = NULL;
+  b->off = b->len = b->cap = 0;
+  rc = uv_write(&q->w, &s->h.stream, &ub, 1, bytes_cb);
+  if (rc < 0) {
+    free(q->data);
+    q->data = NULL;
+    if (q->owned) free(q);
+    else lua_pop(L, 1);
+    return rc;
+  }
+  if (L == NULL) return 0;
+  q->r.gc = bytes_gc;
+  aio__req_start(L, &q->r, -1);
+  return 1;
+}
+
+
+/*
+** As aio__stream_write_raw for the bytes of a protocol above the stream:
+** over TLS they are encrypted first (and `b` emptied). May also return
+** AIO_ETLS.
+*/
+int aio__stream_send (lua_State *L, Stream *s, Buf *b, size_t keep,
+                      size_t wait_above) {
+  Buf *out;
+  int rc;
+  if (s->tls == NULL) return aio__stream_write_raw(L, s, b, keep, wait_above);
+  rc = aio__tls_encrypt(s, aio_buf_head(b), aio_buf_avail(b), &out);
+  aio__buf_consume(b, aio_buf_avail(b), keep);
+  if (rc < 0) return rc;
+  return aio__stream_write_raw(L, s, out, 0, wait_above);
+}
+
+
+/* stream:write over TLS: the stack is (stream, strings...). */
+static int tls_write (lua_State *L, Stream *s, Task *t, int n) {
+  Buf *out = NULL;
+  int i, rc = 0;
+  for (i = 2; i <= n + 1 && rc == 0; i++) {
+    size_t len;
+    const char *p = lua_tolstring(L, i, &len);
+    if (len > 0) rc = aio__tls_encrypt(s, p, len, &out);
+  }
+  if (rc == 0 && out != NULL) rc = aio__stream_write_raw(L, s, out, 0, 0);
+  if (rc < 0) return stream_fail(L, s, rc, "write to");
+  if (rc == 0) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  if (s->timeout > 0)
+    aio__timer_arm(s->io.loop, &t->timer, aio__deadline(s->io.loop,
+                                                        s->timeout));
+  return aio__req_wait(L, t, (Req *)lua_touserdata(L, -1), 0, req_k);
 }
 
 
@@ -367,6 +528,7 @@ static int stream_write (lua_State *L) {
     else luaL_checktype(L, i, LUA_TSTRING);
   }
   t = aio__task_enter(L, loop, "stream:write");
+  if (s->tls != NULL) return tls_write(L, s, t, n);
   if (n > 16)                                       /* args... bufs */
     bufs = (uv_buf_t *)lua_newuserdatauv(L, (size_t)n * sizeof *bufs, 0);
   for (i = 2; i <= n + 1; i++) {
@@ -379,7 +541,8 @@ static int stream_write (lua_State *L) {
   if (nb > 0 && uv_stream_get_write_queue_size(&s->h.stream) == 0) {
     rc = uv_try_write(&s->h.stream, bufs, (unsigned)nb);
     if (rc > 0) done = (size_t)rc;
-    else if (rc < 0 && rc != UV_EAGAIN) return stream_fail(L, rc, "write to");
+    else if (rc < 0 && rc != UV_EAGAIN)
+      return stream_fail(L, s, rc, "write to");
   }
   if (done == total) {
     lua_settop(L, 1);
@@ -397,7 +560,7 @@ static int stream_write (lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   rc = uv_write(&q->u.write, &s->h.stream, bufs + first,
                 (unsigned)(nb - first), write_cb);
-  if (rc < 0) return stream_fail(L, rc, "write to");
+  if (rc < 0) return stream_fail(L, s, rc, "write to");
   aio__req_start(L, &q->r, -1);
   if (s->timeout > 0)
     aio__timer_arm(loop, &t->timer, aio__deadline(loop, s->timeout));
@@ -415,9 +578,10 @@ static int stream_shutdown (lua_State *L) {
   int rc;
   lua_settop(L, 1);
   t = aio__task_enter(L, loop, "stream:shutdown");
+  if (s->tls != NULL) aio__tls_shutdown(s);      /* close_notify first */
   q = (StreamReq *)aio__req_new(L, loop, sizeof(StreamReq), 1);
   rc = uv_shutdown(&q->u.shutdown, &s->h.stream, shutdown_cb);
-  if (rc < 0) return stream_fail(L, rc, "shut down");
+  if (rc < 0) return stream_fail(L, s, rc, "shut down");
   aio__req_start(L, &q->r, -1);
   return aio__req_wait(L, t, &q->r, 1, req_k);
 }
@@ -432,7 +596,7 @@ static int push_end (lua_State *L, int peer) {
   Stream *s = (Stream *)aio__io_check(L);
   int rc = s->h.handle.type == UV_TCP ?
     aio__push_address(L, &s->h.tcp, peer) : UV_EAFNOSUPPORT;
-  return rc == 0 ? 2 : stream_fail(L, rc, "get the address of");
+  return rc == 0 ? 2 : stream_fail(L, s, rc, "get the address of");
 }
 
 
@@ -496,6 +660,8 @@ static const luaL_Reg stream_methods[] = {
   {"set_limit", stream_set_limit},
   {"set_timeout", stream_set_timeout},
   {"_set_name", stream_set_name},
+  {"_starttls", aio__tls_start},
+  {"tls_info", aio__tls_info},
   {NULL, NULL}
 };
 

@@ -9,6 +9,7 @@ local http = require "aio.http.client"
 -- name -> module that exports it (e.g. App = "aio.http.server")
 local lazy = {
   App = "aio.http.server", listen = "aio.http.server",
+  ws_connect = "aio.http.websocket",
 }
 
 return setmetatable(http, {

@@ -251,6 +251,19 @@ function Request:respond(status, headers)
   return setmetatable({ _c = self._c, _n = self._n }, Writer)
 end
 
+--- Upgrades the request to a WebSocket (suspends): a request that is not
+--- a valid upgrade raises `protocol` and the client gets 400; else the
+--- connection leaves HTTP, the client gets 101 and the WebSocket is
+--- returned, closed (code 1000) when the handler ends if still open.
+--- opts: protocols, headers, max_message, heartbeat, close_timeout (see
+--- lua/aio/http/websocket.lua).
+---@param opts? aio.http.WebSocketServerOptions
+---@return aio.http.WebSocket
+function Request:websocket(opts)
+  check_request(self, "websocket")
+  return require("aio.http.websocket").upgrade(self, opts)
+end
+
 --- Internal (WebSocket): takes the connection out of HTTP and returns it
 --- as an aio.Stream. See the top of this file.
 ---@return aio.Stream

@@ -9,6 +9,7 @@ local dns = require "aio.io.dns"
 
 local ctcp = core.tcp
 local cconnect, clisten = ctcp.connect, ctcp.listen
+local tls_context = core.tls.context
 local is_error, Error = core.is_error, core.Error
 local spawn, current, timeout = core.spawn, core.current, core.timeout
 local resolve = dns.resolve
@@ -26,6 +27,7 @@ local M = {}
 ---@field local_address fun(self: aio.Stream): string, integer
 ---@field set_limit fun(self: aio.Stream, bytes: integer): aio.Stream
 ---@field set_timeout fun(self: aio.Stream, seconds?: number): aio.Stream
+---@field tls_info fun(self: aio.Stream): {protocol: string, cipher: string, alpn?: string}?
 M.Stream = core.Stream
 
 -- Arguments 1 and 2 of connect and listen: a host and a port >= `min`.
@@ -36,13 +38,62 @@ local function check_address(host, port, min, fname)
   end
 end
 
+-- TLS client contexts, one per distinct configuration (verify, CA file,
+-- ALPN list): loading the system's certificates is done once.
+local contexts = {}
+
+local TLS_KEYS = { server_name = true, verify = true, ca_file = true, alpn = true }
+
+-- Checks opts.tls (true or a table; argument `n` of `fname`) and returns
+-- {context=, server_name=, verify=}, or nil for a plain connection.
+local function tls_config(tls, n, fname)
+  if tls == nil or tls == false then return nil end
+  if tls == true then tls = {} end
+  if type(tls) ~= "table" then args.error(n, fname, "tls must be true or a table") end
+  args.keys(tls, TLS_KEYS, n, fname, "tls option")
+  local verify = tls.verify ~= false
+  local ca_file = args.option(tls.ca_file, "string", n, fname, "tls.ca_file")
+  local name = args.option(tls.server_name, "string", n, fname, "tls.server_name")
+  local alpn = tls.alpn
+  if type(alpn) == "string" then alpn = { alpn } end
+  if alpn ~= nil then
+    local good = type(alpn) == "table" and #alpn > 0
+    for _, p in ipairs(good and alpn or {}) do
+      if type(p) ~= "string" or #p == 0 or #p > 255 then good = false end
+    end
+    if not good then
+      args.error(n, fname, "tls.alpn must be a protocol name or an array of them")
+    end
+  end
+  local key = ("%s\0%s\0%s"):format(verify, ca_file or "", alpn and table.concat(alpn, "\0") or "")
+  local ctx = contexts[key]
+  if not ctx then
+    ctx = tls_context(verify, ca_file, alpn)
+    contexts[key] = ctx
+  end
+  return { context = ctx, server_name = name, verify = verify }
+end
+
+-- The TLS handshake over a connected stream; a failure closes it.
+local function starttls(s, tls, host, port)
+  local ok, err = pcall(s._starttls, s, tls.context, tls.server_name or host, tls.verify)
+  if ok then return s end
+  s:close()
+  if is_error(err) then
+    err.host, err.port = host, port
+  end
+  error(err, 0)
+end
+
 -- Tries each address of `host` in turn; raises the last `connect` error.
-local function connect(host, port, nodelay, family)
+-- With `tls`, runs the handshake on the first connection made.
+local function connect(host, port, nodelay, family, tls)
   local last
   for _, ip in ipairs(resolve(host, family and { family = family })) do
     local ok, s = pcall(cconnect, ip, port, nodelay)
     if ok then
       if ip ~= host then s:_set_name(host .. ":" .. port) end
+      if tls then return starttls(s, tls, host, port) end
       return s
     end
     if not is_error(s, "connect") then error(s, 0) end
@@ -54,22 +105,30 @@ end
 
 --- Connects to `host`:`port` (suspends) and returns the Stream. A name is
 --- resolved first and each of its addresses tried in turn.
---- opts.timeout: seconds for resolving and connecting (raises `timeout`
---- with phase "connect"); opts.nodelay (true: TCP_NODELAY);
---- opts.family ("inet" or "inet6"). Raises `dns` or `connect` (code,
---- address, port, host).
+--- opts.timeout: seconds for resolving, connecting and the TLS handshake
+--- (raises `timeout` with phase "connect"); opts.nodelay (true:
+--- TCP_NODELAY); opts.family ("inet" or "inet6").
+--- opts.tls: true or {server_name=, verify= (true), ca_file=, alpn=}: the
+--- Stream is over TLS (OpenSSL): the certificate chain (system store, or
+--- ca_file) and the host name (server_name, default `host`; also sent as
+--- SNI) are verified unless verify = false; alpn is a protocol name or
+--- an array of them to offer (see stream:tls_info()).
+--- Raises `dns`, `connect` (code, address, port, host) or `tls` (peer,
+--- host, port; code "CERTIFICATE_VERIFY_FAILED" with verify_code and
+--- verify_message when the certificate is refused).
 ---@param host string
 ---@param port integer
----@param opts? {timeout?: number, nodelay?: boolean, family?: "inet"|"inet6"}
+---@param opts? {timeout?: number, nodelay?: boolean, family?: "inet"|"inet6", tls?: boolean|{server_name?: string, verify?: boolean, ca_file?: string, alpn?: string|string[]}}
 ---@return aio.Stream
 function M.connect(host, port, opts)
   check_address(host, port, 1, "connect")
   opts = args.opts(opts, 3, "connect")
   local nodelay = opts.nodelay ~= false
   local secs = opts.timeout
-  if secs == nil then return connect(host, port, nodelay, opts.family) end
+  local tls = tls_config(opts.tls, 3, "connect")
+  if secs == nil then return connect(host, port, nodelay, opts.family, tls) end
   secs = args.duration(secs, 3, "connect", "timeout")
-  local ok, r = pcall(timeout, secs, connect, host, port, nodelay, opts.family)
+  local ok, r = pcall(timeout, secs, connect, host, port, nodelay, opts.family, tls)
   if ok then return r end
   if is_error(r, "timeout") then
     error(Error("timeout", ("connecting to %s:%d timed out after %g s")

@@ -4,9 +4,9 @@
 LUA      ?= lua5.4
 BUSTED   ?= busted
 CC       ?= cc
-PKGS      = lua5.4 libuv libcurl libssl hiredis libpq
+PKGS      = lua5.4 libuv libcurl libssl hiredis libpq zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/lua5.4 -I/usr/include/postgresql)
-PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto hiredis libpq 2>/dev/null || echo -luv -lcurl -lssl -lcrypto -lhiredis -lpq) \
+PKG_LIBS   := $(shell pkg-config --libs libuv libcurl libssl libcrypto hiredis libpq zlib 2>/dev/null || echo -luv -lcurl -lssl -lcrypto -lhiredis -lpq -lz) \
               -lwslay -lhttp_parser
 OPT      ?= -O2 -g
 WARN      = -std=c99 -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
@@ -62,7 +62,7 @@ sanitize:
 valgrind: all
 	$(LUA_ENV) AIO_VALGRIND=1 valgrind --error-exitcode=99 --quiet \
 	  --trace-children=yes --leak-check=no \
-	  --trace-children-skip='*/python3*,*/nginx,*/redis-server,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
+	  --trace-children-skip='*/python3*,*/nginx,*/redis-server,*/runuser,*/initdb,*/postgres,*/pg_ctl,*/openssl,*/timeout,*/node,*/luarocks,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2' \
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 # every benchmark beside its peers: core (W1-W4), HTTP client (W5, W6),

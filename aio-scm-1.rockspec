@@ -30,6 +30,7 @@ external_dependencies = {
   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
   HIREDIS = { header = "hiredis/hiredis.h" },
   LIBPQ = { header = "postgresql/libpq-fe.h" },
+  ZLIB = { header = "zlib.h", library = "z" },
 }
 
 build = {
@@ -94,11 +95,11 @@ build = {
         "src/sync/watch.c",
       },
       defines = { "_GNU_SOURCE" },
-      libraries = { "uv", "curl", "ssl", "crypto", "wslay", "http_parser", "hiredis", "pq" },
+      libraries = { "uv", "curl", "ssl", "crypto", "wslay", "http_parser", "hiredis", "pq", "z" },
       incdirs = { "src", "$(LIBUV_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)",
-                  "$(LIBPQ_INCDIR)/postgresql", "$(HTTP_PARSER_INCDIR)" },
+                  "$(LIBPQ_INCDIR)/postgresql", "$(HTTP_PARSER_INCDIR)", "$(ZLIB_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)", "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)",
-                  "$(LIBPQ_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
+                  "$(LIBPQ_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(ZLIB_LIBDIR)" },
     },
     ["aio"] = "lua/aio/init.lua",
     ["aio.busted"] = "lua/aio/busted.lua",

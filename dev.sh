@@ -10,8 +10,8 @@ set -eu
 cd "$(dirname "$0")"
 
 PACKAGES="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev
-lua-cjson lua-busted luarocks nginx python3 python3-aiohttp openssl curl procps
-libhiredis-dev redis-server libpq-dev postgresql libhttp-parser-dev libssl-dev
+zlib1g-dev lua-cjson lua-busted luarocks nginx python3 python3-aiohttp openssl curl
+procps libhiredis-dev redis-server libpq-dev postgresql libhttp-parser-dev libssl-dev
 libwslay-dev python3-websockets"
 
 deps() {

@@ -171,6 +171,49 @@ function H.method_table(obj)
   return idx
 end
 
+-- Every metamethod name Lua consults.
+local METAMETHODS = { "__add", "__band", "__bnot", "__bor", "__bxor",
+  "__call", "__close", "__concat", "__div", "__eq", "__gc", "__idiv",
+  "__index", "__le", "__len", "__lt", "__mod", "__mul", "__newindex",
+  "__pairs", "__pow", "__shl", "__shr", "__sub", "__tostring", "__unm" }
+
+--- The metamethods (functions) of an object's metatable, as a sorted
+--- array of {name =, fn =}.
+function H.metamethods_of(obj)
+  local mt, list = getmetatable(obj), {}
+  if type(mt) ~= "table" then return list end
+  for _, name in ipairs(METAMETHODS) do
+    local fn = rawget(mt, name)
+    if type(fn) == "function" then list[#list + 1] = { name = name, fn = fn } end
+  end
+  return list
+end
+
+--- Calls every metamethod of every object of `objects` (a table of
+--- them) with each wrong receiver: nil, a table, a string, a number, a
+--- userdata of Lua's, another aio object (the next one in `objects`, and a
+--- stream or file if given as objects.stream, objects.file), each call
+--- made as `call(fn, receiver, arg)` (e.g. pcall). Returns the number of
+--- calls.
+function H.hammer_metamethods(objects, call)
+  local names, calls = {}, 0
+  for name in pairs(objects) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local receivers = { n = 7, nil, {}, "x", 5, io.stdout }
+  for k, name in ipairs(names) do
+    local obj = objects[name]
+    receivers[6] = objects[names[k % #names + 1]]
+    receivers[7] = obj ~= objects.stream and objects.stream or objects.file
+    for _, m in ipairs(H.metamethods_of(obj)) do
+      for i = 1, receivers.n do
+        call(m.fn, receivers[i], receivers[(i % receivers.n) + 1])
+        calls = calls + 1
+      end
+    end
+  end
+  return calls
+end
+
 --- Loads every name the aio façade provides lazily (its __index's map),
 --- and those of aio.http (the HTTP modules besides the client).
 function H.load_all(aio)
@@ -199,6 +242,36 @@ function H.lua_child(code, env)
   local _, _, code_ = p:close()
   os.remove(path)
   return out, code_
+end
+
+--- Runs Lua `code` in a child lua5.4 and, once it has printed "started"
+--- (its aio.run has begun), sends it `count` SIGINTs `gap` seconds apart
+--- (the first after `gap`). Returns its combined stdout+stderr, then a
+--- line "status=N" (its exit status: 130 when SIGINT ended it), or
+--- "alive" if it survived them all (it is killed).
+function H.lua_child_sigint(code, count, gap)
+  local path, sh, out = os.tmpname(), os.tmpname(), os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local kills = {}
+  for i = 1, count do kills[i] = ("sleep %g; kill -INT $P 2>/dev/null"):format(gap) end
+  f = assert(io.open(sh, "w"))
+  f:write(("%s lua5.4 %s >%s 2>&1 </dev/null & P=$!\n"):format(H.lua_env(), path, out))
+  f:write(("i=0; until grep -q started %s || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done\n")
+    :format(out))
+  f:write(("%s\nsleep %g\n"):format(table.concat(kills, "\n"), gap * 3))
+  f:write("if kill -0 $P 2>/dev/null; then echo alive >>" .. out .. "; kill -9 $P; fi\n")
+  f:write(("wait $P; echo \"status=$?\" >>%s\n"):format(out))
+  f:close()
+  os.execute("sh " .. sh)
+  f = assert(io.open(out))
+  local text = f:read("a")
+  f:close()
+  os.remove(path)
+  os.remove(sh)
+  os.remove(out)
+  return text
 end
 
 return H

@@ -519,6 +519,8 @@ describe("aio.pg", function()
       local sender <close> = connect()
       listener:listen("news")
       listener:listen("Other Channel")
+      -- a zero byte would have cut the name short (regress/nul_bytes_truncated)
+      H.raises("usage", listener.listen, listener, "news\0evil")
       local got = {}
       local reader = aio.spawn(function()
         for n in listener:notifications() do

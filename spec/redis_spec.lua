@@ -568,6 +568,10 @@ describe_redis("aio.redis", function()
       for _, f in ipairs({ r.get, r.set, r.call, r.blpop, r.transaction }) do
         for i = 1, junk.n do pcall(aio.timeout, 0.05, f, junk[i], junk[i]) end
       end
+      -- metamethods with wrong receivers (see misuse_spec)
+      calls = calls + H.hammer_metamethods(objects, function(f, ...)
+        return pcall(aio.timeout, 0.05, f, ...)
+      end)
       assert.is_true(calls > 100)
       local fresh <close> = connect()
       assert.are.equal("PONG", fresh:ping())

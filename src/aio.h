@@ -35,6 +35,11 @@
 **    `passive`, such as a listener, waits for new work, not on I/O).
 **    Deadlines are on the loop's clock: aio__deadline(loop, secs), or
 **    aio__now(loop) + ns, never uv_hrtime().
+**    A continuation may wait again the same way (no aio__task_enter
+**    needed): every suspension of a task with a pending cancellation is
+**    interrupted at once (woken with AIO_WAKE_CANCEL, see 3). Only a wait
+**    that finishes clean-up (a killed child being reaped) uses
+**    aio__suspend_cleanup, which nothing interrupts.
 ** 2. Waking. libuv callbacks never call Lua: they store their outcome in
 **    C memory and call aio__task_wake(loop, t, AIO_WAKE_OK) or
 **    aio__notify_all(loop, list) (a task that no longer waits is left

@@ -101,7 +101,7 @@ setmetatable(aio, {
   __index = function(t, name)
     local modname = lazy[name]
     if modname == nil then return nil end
-    local mod = require(modname)
+    local mod = core.load(modname)   -- require, or `io` with EMFILE...
     -- a module either exports the name (aio.core.retry's retry) or is
     -- the value itself (aio.http.client is aio.http)
     local value = mod

@@ -8,7 +8,8 @@ Listens on 127.0.0.1, on ports the OS picks:
              chunked and trickling bodies, cookies, basic auth, the client's
              port (connection reuse), concurrency tracking per tag
   raw        a bare asyncio server for peers that misbehave (garbage, no
-             answer, half a body, silence) and a forward-proxy stand-in
+             answer, half a body, silence, a reset of a kept-alive
+             connection) and a forward-proxy stand-in
              (absolute-form request targets)
   blackhole  a listening socket whose accept queue is kept full, so that
              connecting to it hangs (connect timeouts)
@@ -21,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import zlib
 
@@ -102,6 +104,23 @@ async def deflated(request):
     data = json.dumps({"deflated": True}).encode()
     return web.Response(body=zlib.compress(data), headers={
         "Content-Encoding": "deflate", "Content-Type": "application/json"})
+
+
+@routes.get("/gzip-zeros/{n}")
+async def gzip_zeros(request):
+    # n bytes of zeros, gzip-compressed (about 1000:1). Past 1 MiB, a
+    # compression bomb: whole MiBs of zeros compress to the same bytes
+    # once the window holds only zeros, so they are repeated (cheap to
+    # make); it ends without a gzip trailer.
+    n = int(request.match_info["n"])
+    if n <= 1 << 20:
+        body = gzip.compress(bytes(n))
+    else:
+        z, block = zlib.compressobj(9, zlib.DEFLATED, 31), bytes(1 << 20)
+        first = z.compress(block) + z.flush(zlib.Z_SYNC_FLUSH)
+        rest = z.compress(block) + z.flush(zlib.Z_SYNC_FLUSH)
+        body = first + rest * (n // len(block) - 1)
+    return web.Response(body=body, headers={"Content-Encoding": "gzip"})
 
 
 @routes.get("/bad-gzip")
@@ -272,6 +291,15 @@ async def raw_handler(reader, writer):
             await writer.drain()
         elif target == "/hang":
             await asyncio.sleep(60)
+        elif target == "/reset-reused":
+            # answers as if the connection stayed open, then resets it as
+            # the next request arrives on it (a keep-alive race lost)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.read(1)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
         elif target.startswith("/headers-then-hang"):
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"y" * 10)
             await writer.drain()

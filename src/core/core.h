@@ -182,6 +182,7 @@ typedef enum TaskState {
 #define AIO_TF_NORESULT   0x10  /* finished with no results */
 #define AIO_TF_INREADY    0x20  /* has an entry in the ready queue */
 #define AIO_TF_EXTRA      0x40  /* user value 1 is the extra table */
+#define AIO_TF_CLEANUP    0x80  /* in a clean-up wait: not interrupted */
 
 /*
 ** A task: a Lua coroutine driven by the scheduler. Lives in a userdata of
@@ -409,6 +410,8 @@ void aio__class_twin (lua_State *L, int loopidx, const AioClass *cls,
 void *aio__checkself (lua_State *L);
 void *aio__toobj (lua_State *L, int idx, const AioClass *cls);
 void *aio__checkobj (lua_State *L, int idx, const AioClass *cls);
+const char *aio__cstring (lua_State *L, int idx, const char *what);
+const char *aio__checkcstring (lua_State *L, int arg, const char *what);
 void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l);
 
 #define aio_upvalue_loop(L) \
@@ -480,6 +483,9 @@ void aio__open_timer (lua_State *L);
 extern const char aio__token;  /* the value yielded to the scheduler */
 Task *aio__task_enter (lua_State *L, Loop *loop, const char *what);
 int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k);
+int aio__suspend_cleanup (lua_State *L, Task *t, lua_KContext ctx,
+                          lua_KFunction k);
+int aio__task_interrupt (Loop *loop, Task *t);
 int aio__task_wake (Loop *loop, Task *t, int wake);
 void aio__task_disarm (Loop *loop, Task *t);
 void aio__checkpoint (lua_State *L, Task *t);
@@ -508,7 +514,7 @@ Task *aio__checktask (lua_State *L, int idx);
 Task *aio__totask (lua_State *L, int idx);
 void aio__task_mark_failed (lua_State *L, int idx);
 void aio__report_unretrieved (lua_State *L);
-void aio__debug_slow (lua_State *L, Loop *loop, Task *t, double secs);
+void aio__debug_slow (lua_State *L, Task *t, double secs);
 void aio__open_task_object (lua_State *L);
 
 /* scope.c */

@@ -5,8 +5,11 @@
 ** See LICENSE
 */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -167,8 +170,34 @@ static int error_call (lua_State *L) {
 }
 
 
+/*
+** core.load(modname) -> require(modname), for the names the façades load
+** on first use. Lua's searchers report a module file they cannot open as
+** not found; when that is because no descriptor is left (EMFILE, ENFILE)
+** the error says so instead: `io` with that code and `module`.
+*/
+static int l_load (lua_State *L) {
+  int fd;
+  luaL_checkstring(L, 1);
+  lua_settop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return 1;
+  fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 || (errno != EMFILE && errno != ENFILE)) {
+    if (fd >= 0) close(fd);
+    return lua_error(L);
+  }
+  aio__uv_error_new(L, "io", uv_translate_sys_error(errno),
+                    "cannot load module '%s'", lua_tostring(L, 1));
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "module");
+  return lua_error(L);
+}
+
+
 /* Leaves aio.Error (the metatable) on the stack and sets core.is_error,
-** core.Error in the table below it. */
+** core.Error and core.load in the table below it. */
 void aio__open_error (lua_State *L) {
   luaL_newmetatable(L, ERROR_MT);         /* core mt */
   lua_pushcfunction(L, error_tostring);
@@ -180,4 +209,6 @@ void aio__open_error (lua_State *L) {
   lua_setfield(L, -2, "Error");           /* core */
   lua_pushcfunction(L, l_is_error);
   lua_setfield(L, -2, "is_error");
+  lua_pushcfunction(L, l_load);
+  lua_setfield(L, -2, "load");
 }

@@ -112,6 +112,33 @@ void *aio__checkself (lua_State *L) {
 }
 
 
+/*
+** The string (or number) at `idx`, for a C API that reads it only up to
+** its first zero byte (a path, a URL, a header, argv): one that holds a
+** zero byte raises `usage` naming it (`what`: "path", "argv[2]") instead
+** of being cut short there. NULL for other types.
+*/
+const char *aio__cstring (lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s;
+  int t = lua_type(L, idx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) return NULL;
+  s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len)
+    aio__usage(L, "%s contains a zero byte (refused: it would be cut short "
+               "there)", what);
+  return s;
+}
+
+
+/* Argument `arg` as a string for a C API (see aio__cstring): a standard
+** argument error if it is not a string, `usage` if it holds a zero byte. */
+const char *aio__checkcstring (lua_State *L, int arg, const char *what) {
+  luaL_checkstring(L, arg);
+  return aio__cstring(L, arg, what);
+}
+
+
 /* The userdata at `idx` if it is an object of class `cls`, else NULL. */
 void *aio__toobj (lua_State *L, int idx, const AioClass *cls) {
   void *p = lua_touserdata(L, idx);

@@ -106,7 +106,11 @@ static void task_step (Loop *loop, Task *t) {
   t->nargs = 0;
   t->state = AIO_TASK_RUNNING;
   loop->current = t;
-  if (loop->debug) t0 = aio__hrtime();
+  if (loop->debug) {        /* held on L: a task that finishes loses its anchor */
+    lua_checkstack(L, 1);
+    aio__push_anchored(L, loop, t->anchor);
+    t0 = aio__hrtime();
+  }
   status = lua_resume(co, L, nargs, &nres);
   loop->current = NULL;
   loop->since_poll++;
@@ -128,7 +132,8 @@ static void task_step (Loop *loop, Task *t) {
   }
   if (loop->debug) {
     double secs = (double)(aio__hrtime() - t0) / AIO_NS;
-    if (secs > loop->slow) aio__debug_slow(L, loop, t, secs);
+    if (secs > loop->slow) aio__debug_slow(L, t, secs);
+    lua_pop(L, 1);
   }
 }
 

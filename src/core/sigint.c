@@ -38,9 +38,10 @@ static void interrupt_hook (lua_State *L, lua_Debug *ar) {
 ** SIGINTs come before the loop saw the first (a task blocks the loop and
 ** never suspends): the second raises `interrupted` inside that task (a
 ** hook, as the standalone interpreter does); the third gives up on a clean
-** stop and hands the signal to the disposition from before aio.run (the
-** default, terminate, if it was ignored: libuv made the process answer
-** SIGINT anyway).
+** stop and ends the process: the default disposition, whatever it was
+** before aio.run (lua5.4's own handler only sets a hook, which a task
+** blocking the loop in a coroutine never runs; an ignored SIGINT was
+** answered by libuv anyway).
 */
 static void sigint_guard (int signum, siginfo_t *info, void *ctx) {
   int pending = ++sigints_raw - sigints_seen;
@@ -50,11 +51,8 @@ static void sigint_guard (int signum, siginfo_t *info, void *ctx) {
     lua_sethook(loop->current->co, interrupt_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   else if (pending >= 3) {
-    struct sigaction fallback = saved_sigint;
-    if (!(fallback.sa_flags & SA_SIGINFO) && fallback.sa_handler == SIG_IGN)
-      fallback.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &fallback, NULL);
-    raise(SIGINT);
+    signal(SIGINT, SIG_DFL);
+    raise(SIGINT);                   /* delivered when the handler returns */
     return;
   }
   if (uv_sigint.sa_flags & SA_SIGINFO) uv_sigint.sa_sigaction(signum, info, ctx);
@@ -97,10 +95,13 @@ void aio__sigint_begin (Loop *loop) {
 }
 
 
-/* The run's libuv loop is closed: gives SIGINT back. */
+/* The run's libuv loop is closed: gives SIGINT back. A SIGINT the loop
+** never polled (the main task returned without suspending after it)
+** still interrupts the run. */
 void aio__sigint_end (Loop *loop) {
   if (!loop->owns_sigint) return;
   loop->owns_sigint = 0;
+  if (sigints_raw != sigints_seen) loop->interrupted++;
   sigaction(SIGINT, &saved_sigint, NULL);
   __atomic_store_n(&sigint_loop, NULL, __ATOMIC_RELEASE);
 }

@@ -181,7 +181,8 @@ static int l_spawn (lua_State *L) {
   loop->ntasks++;
   if (loop->debug) {
     lua_Debug ar;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) &&
+        ar.currentline > 0) {            /* not aio.run's own main task */
       lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
       aio__task_set_extra(L, 1, t, "spawned_at");
     }
@@ -256,14 +257,52 @@ Task *aio__task_enter (lua_State *L, Loop *loop, const char *what) {
 /*
 ** Suspends the running task: the caller has armed its wait (or put the
 ** task in the ready queue). Yields the token; `k` runs when the task is
-** resumed, with any values the waker pushed on top of the stack. Must be
-** the return expression of a C function.
+** resumed, with any values the waker pushed on top of the stack. If a
+** cancellation is pending the wait is interrupted at once (the task is
+** ready, woken with AIO_WAKE_CANCEL), whatever woke it last. Must be the
+** return expression of a C function.
 */
 int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
   if (t->state == AIO_TASK_RUNNING) t->state = AIO_TASK_WAITING;
   t->wake = AIO_WAKE_NONE;
+  t->flags &= ~AIO_TF_CLEANUP;
+  /* level-triggered: a cancellation or a deadline that came while the
+  ** task was not waiting (woken, not resumed yet: its continuation waits
+  ** again) interrupts this wait at once */
+  if ((t->flags & AIO_TF_CANCEL) || t->nexpired)
+    aio__task_interrupt(aio__loop(L), t);
   lua_pushlightuserdata(L, (void *)&aio__token);
   return lua_yieldk(L, 1, ctx, k);
+}
+
+
+/*
+** As aio__suspend, for a wait that finishes clean-up the task must not
+** skip (a killed child being reaped): cancellations and deadlines do not
+** interrupt it; they stay pending for the next suspension.
+*/
+int aio__suspend_cleanup (lua_State *L, Task *t, lua_KContext ctx,
+                          lua_KFunction k) {
+  if (t->state == AIO_TASK_RUNNING) t->state = AIO_TASK_WAITING;
+  t->wake = AIO_WAKE_NONE;
+  t->flags |= AIO_TF_CLEANUP;
+  lua_pushlightuserdata(L, (void *)&aio__token);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+
+/*
+** Interrupts the wait of `t` if it is waiting (not in a clean-up wait)
+** and a cancellation or an expired deadline is pending for it and not
+** shielded: it is made ready with AIO_WAKE_CANCEL, and its continuation
+** stops what it waited for and raises. Returns 1 if it did. The one rule
+** for task:cancel(), an expiring deadline and every suspension.
+*/
+int aio__task_interrupt (Loop *loop, Task *t) {
+  if (t->state != AIO_TASK_WAITING || (t->flags & AIO_TF_CLEANUP) ||
+      !aio__cancel_pending(t))
+    return 0;
+  return aio__task_wake(loop, t, AIO_WAKE_CANCEL);
 }
 
 
@@ -328,7 +367,8 @@ void aio__checkpoint (lua_State *L, Task *t) {
 /*
 ** Requests cancellation of `t` with the reason at stack index `reason`
 ** (0: none). Returns 0 if the task is already done. A waiting task that is
-** not shielded is woken so that its suspension raises.
+** not shielded is woken so that its suspension raises; one that is not
+** waiting raises at its next suspension (see aio__suspend).
 */
 int aio__task_cancel (lua_State *L, Loop *loop, Task *t, int reason) {
   if (aio_task_done(t)) return 0;
@@ -342,8 +382,7 @@ int aio__task_cancel (lua_State *L, Loop *loop, Task *t, int reason) {
       lua_pop(L, 1);
     }
   }
-  if (t->state == AIO_TASK_WAITING && aio__cancel_pending(t))
-    aio__task_wake(loop, t, AIO_WAKE_CANCEL);
+  aio__task_interrupt(loop, t);
   return 1;
 }
 

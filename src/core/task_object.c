@@ -310,19 +310,53 @@ static int l_report_unretrieved (lua_State *L) {
 }
 
 
-/* Debug mode: a task ran `secs` seconds without suspending. */
-void aio__debug_slow (lua_State *L, Loop *loop, Task *t, double secs) {
+/* A description of the error at `idx` that runs no metamethod (this
+** runs in the scheduler, unprotected): a string, an aio error's
+** "kind: message", or the type's name. */
+static const char *describe (lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) return lua_tostring(L, idx);
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    int k, m;
+    lua_pushliteral(L, "kind");
+    k = lua_rawget(L, idx);
+    lua_pushliteral(L, "message");
+    m = lua_rawget(L, idx);
+    if (k == LUA_TSTRING && m == LUA_TSTRING)
+      return lua_pushfstring(L, "%s: %s", lua_tostring(L, -2),
+                             lua_tostring(L, -1));
+  }
+  return luaL_typename(L, idx);
+}
+
+
+/*
+** Debug mode: task `t` (its userdata on top of L) ran `secs` seconds
+** without suspending; reported whatever ended the step (a suspension, its
+** return, its error).
+*/
+void aio__debug_slow (lua_State *L, Task *t, double secs) {
   int top = lua_gettop(L);
+  const char *name, *end, *where = "";
   lua_checkstack(L, 8);
-  aio__push_anchored(L, loop, t->anchor);
-  if (!lua_isuserdata(L, -1)) { lua_settop(L, top); return; }
-  aio__task_push_name(L, -1, t);
-  if (t->co) luaL_traceback(L, t->co, NULL, 0);
-  else lua_pushliteral(L, "(finished)");
-  fprintf(stderr, "aio: task '%s' ran %.3f s without suspending "
-          "(it blocked the loop); it is now at:\n%s\n",
-          lua_tostring(L, -2), secs, lua_tostring(L, -1));
-  if (aio__task_get_extra(L, top + 1, t, "spawned_at") == LUA_TSTRING)
+  aio__task_push_name(L, top, t);
+  name = lua_tostring(L, -1);
+  if (t->co != NULL) {
+    end = "it is now at:\n";
+    luaL_traceback(L, t->co, NULL, 0);
+    where = lua_tostring(L, -1);
+  }
+  else if (t->state == AIO_TASK_OK) end = "then it returned";
+  else {
+    aio__task_push_value(L, top, t);
+    end = lua_pushfstring(L, "then it %s: %s", t->state == AIO_TASK_FAILED ?
+                          "failed" : "was cancelled", describe(L, -1));
+    if (aio__task_get_extra(L, top, t, "traceback") == LUA_TSTRING)
+      where = lua_pushfstring(L, "\n%s", lua_tostring(L, -1));
+  }
+  fprintf(stderr, "aio: task '%s' ran %.3f s without suspending (it "
+          "blocked the loop); %s%s\n", name, secs, end, where);
+  if (aio__task_get_extra(L, top, t, "spawned_at") == LUA_TSTRING)
     fprintf(stderr, "  (task spawned at %s)\n", lua_tostring(L, -1));
   fflush(stderr);
   lua_settop(L, top);

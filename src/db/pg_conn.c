@@ -374,8 +374,10 @@ static int l_connect (lua_State *L) {
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     lua_rawgeti(L, 2, i);
-    kw[i - 1] = lua_tostring(L, -2);
-    vals[i - 1] = lua_tostring(L, -1);
+    kw[i - 1] = lua_type(L, -2) == LUA_TSTRING ?
+                aio__cstring(L, -2, "a connection option") : NULL;
+    vals[i - 1] = lua_type(L, -1) == LUA_TSTRING ?
+                  aio__cstring(L, -1, "a connection option") : NULL;
     lua_pop(L, 2);                  /* still referenced by the tables */
     luaL_argcheck(L, kw[i - 1] != NULL && vals[i - 1] != NULL, 1,
                   "options must be strings");
@@ -406,7 +408,7 @@ static int l_connect (lua_State *L) {
 ** a connection string or URI), or nil, message if it does not parse.
 */
 static int l_conninfo (lua_State *L) {
-  const char *dsn = luaL_checkstring(L, 1);
+  const char *dsn = aio__checkcstring(L, 1, "the connection string");
   char *err = NULL;
   PQconninfoOption *opts = PQconninfoParse(dsn, &err), *o;
   lua_Integer n = 0;
@@ -619,8 +621,11 @@ static int conn_closed (lua_State *L) {
 static int escape (lua_State *L, int ident) {
   PgConn *c = pg__self(L);
   size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  char *q = ident ? PQescapeIdentifier(c->pg, s, len)
+  const char *s = aio__checkcstring(L, 2, ident ? "an identifier" :
+                                     "a literal");   /* libpq stops at 0 */
+  char *q;
+  len = lua_rawlen(L, 2);
+  q = ident ? PQescapeIdentifier(c->pg, s, len)
                   : PQescapeLiteral(c->pg, s, len);
   if (q == NULL)
     return luaL_error(L, "cannot quote: %s", PQerrorMessage(c->pg));

@@ -522,7 +522,7 @@ static RedisConn *conn_alloc (Loop *loop, char *scratch, int is_unix) {
 */
 static int redis_connect (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = aio__checkcstring(L, 1, "host");
   int is_unix = lua_isnoneornil(L, 2);
   struct sockaddr_storage ss;
   RedisConn *c;

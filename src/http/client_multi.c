@@ -26,6 +26,7 @@
 static void on_poll (Poller *pp, int status, int events);
 static void host_unref (HttpMulti *m, HttpHost *e);
 static void pace (HttpMulti *m);
+static void admit (HttpMulti *m);
 
 static const IoType poll_type = {"socket", aio__poller_close, NULL, NULL};
 
@@ -62,11 +63,25 @@ static void poll_want (HttpPoll *p, int want) {
 }
 
 
+/* Links poll `p` and the request `r` curl watches its socket for (NULL:
+** unlinks it), unlinking what either was linked to. */
+static void poll_link (HttpPoll *p, HttpRequest *r) {
+  if (p->req == r) return;
+  if (p->req != NULL && p->req->poll == p) p->req->poll = NULL;
+  p->req = r;
+  if (r != NULL) {
+    if (r->poll != NULL && r->poll->req == r) r->poll->req = NULL;
+    r->poll = p;
+  }
+}
+
+
 /* Stops and closes a poll (its memory goes in the close callback). Only
 ** while `fd` is still the socket it was made for: libuv forgets the
 ** descriptor in epoll when the handle closes. */
 static void poll_close (HttpPoll *p) {
   HttpMulti *m = p->m;
+  poll_link(p, NULL);
   m->polls[p->p.fd] = NULL;
   m->npolls--;
   if (p->host != NULL) {
@@ -115,12 +130,19 @@ static curl_socket_t on_open_socket (void *ud, curlsocktype purpose,
   curl_socket_t s;
   (void)purpose;
   s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  if (s == CURL_SOCKET_BAD) return s;
+  if (s == CURL_SOCKET_BAD) {       /* curl would only say "Couldn't
+                                    ** connect": keep why (EMFILE...) */
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM)
+      r->oserr = errno;
+    return s;
+  }
   if (m->cm == NULL || poll_new(m, s, r->host, 1) == NULL) {
     close(s);
-    errno = ENOMEM;
+    r->oserr = errno = ENOMEM;
     return CURL_SOCKET_BAD;
   }
+  r->oserr = 0;
   return s;
 }
 
@@ -184,20 +206,25 @@ void aio__http_checked (HttpMulti *m) {
 }
 
 
-/* CURLMOPT_SOCKETFUNCTION: what curl wants watched on socket `s`. */
+/* CURLMOPT_SOCKETFUNCTION: what curl wants watched on socket `s`, for
+** transfer `easy`. */
 static int on_socket (CURL *easy, curl_socket_t s, int what, void *ud,
                       void *sockp) {
   HttpMulti *m = (HttpMulti *)ud;
   HttpPoll *p = poll_of(m, s);
-  (void)easy; (void)sockp;
+  HttpRequest *r = NULL;
+  (void)sockp;
   if (what == CURL_POLL_REMOVE) {
     if (p != NULL) {
+      poll_link(p, NULL);
       if (p->owned && p->used) poll_mute(m, p);
       else poll_close(p);
     }
     return 0;
   }
   if (p == NULL && (p = poll_new(m, s, NULL, 0)) == NULL) return -1;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+  if (r != NULL && r->state == HTTP_ACTIVE) poll_link(p, r);
   poll_want(p, ((what & CURL_POLL_IN) ? UV_READABLE : 0) |
                ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0));
   return 0;
@@ -224,22 +251,35 @@ static void drain (HttpMulti *m) {
 }
 
 
-/* A socket curl watches is ready (a muted one never gets here). */
+/*
+** A socket curl watches is ready (a muted one never gets here). An error
+** on it (libuv's poll saw POLLERR, and stopped) is not passed on as
+** CURL_CSELECT_ERR, which fails the transfer at once: curl is told the
+** socket is ready for what it wanted, as poll() users tell it, and its
+** read or write finds out what happened (a reset of a reused connection
+** is then retried on a fresh one).
+*/
 static void on_poll (Poller *pp, int status, int events) {
   HttpPoll *p = (HttpPoll *)pp;
   HttpMulti *m = p->m;
+  curl_socket_t fd = pp->fd;
   int flags = 0, running;
   if (m->cm == NULL) {
     aio__poller_watch(pp, 0);
     return;
   }
-  if (status < 0) flags = CURL_CSELECT_ERR;
-  else {
-    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  }
-  curl_multi_socket_action(m->cm, pp->fd, flags, &running);
+  if (status < 0) events = pp->want;
+  /* bytes arriving are a sign of life, header lines or not (curl hands
+  ** only whole ones over) */
+  if ((events & UV_READABLE) && p->req != NULL && p->req->read_ns > 0)
+    p->req->last_ns = aio__now(m->loop);
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  curl_multi_socket_action(m->cm, fd, flags, &running);
   aio__http_checked(m);
+  /* still wanted as it was (curl did not say otherwise): watch again */
+  if (status < 0 && poll_of(m, fd) == p && p->p.want != 0)
+    aio__poller_watch(&p->p, p->p.want);
   drain(m);   /* p may be closing now: not used past this point */
   pace(m);
 }
@@ -337,6 +377,15 @@ static void host_unref (HttpMulti *m, HttpHost *e) {
 }
 
 
+/* Will nobody wait for request `r`'s response? Its task was cancelled
+** (woken to raise, it ends the request itself when it resumes) or is
+** gone. Such a request is not worth a connection. */
+static int unwanted (HttpRequest *r) {
+  return r->task == NULL || aio_task_done(r->task) ||
+         aio__cancel_pending(r->task);
+}
+
+
 static int can_admit (HttpMulti *m, HttpHost *h) {
   return !m->closing &&
          (m->max_total == 0 || m->active < m->max_total) &&
@@ -372,6 +421,7 @@ static int finish (HttpRequest *r, int fail) {
     freed = 1;
   }
   r->state = HTTP_DONE;
+  if (r->poll != NULL) poll_link(r->poll, NULL);
   aio__timer_cancel(m->loop, &r->total.timer);
   aio__timer_cancel(m->loop, &r->idle.timer);
   if (r->host != NULL) {
@@ -380,6 +430,21 @@ static int finish (HttpRequest *r, int fail) {
   }
   if (r->task != NULL) aio__task_wake(m->loop, r->task, AIO_WAKE_OK);
   return freed;
+}
+
+
+/*
+** Is there room to hand one more transfer to curl in this turn of the
+** loop (between two polls)? At most HTTP_BATCH: curl connects them all in
+** its next call, and each connect may cost the kernel a search for a free
+** port, so more would hold the loop up.
+*/
+static int turn_room (HttpMulti *m) {
+  if (m->turn != m->loop->now) {
+    m->turn = m->loop->now;
+    m->nturn = 0;
+  }
+  return m->nturn < HTTP_BATCH;
 }
 
 
@@ -394,6 +459,7 @@ static void add_now (HttpRequest *r) {
   link_push(&m->admitted, &r->link);
   r->connecting = 1;
   m->nconnecting++;
+  m->nturn++;
   if (r->fresh_ok && r->host->conns < r->host->active)
     curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
   if (m->active > HTTP_POOL_CAP)
@@ -407,15 +473,25 @@ static void add_now (HttpRequest *r) {
 
 
 /* Hands deferred transfers to curl, oldest first, `max` at most (and
-** while fewer than HTTP_BATCH are connecting, unless `force`). */
+** while fewer than HTTP_BATCH are connecting, unless `force`, and while
+** this turn has room); those
+** nobody waits for any more are ended instead, their slots given to
+** waiting requests. */
 static void add_deferred (HttpMulti *m, uint32_t max, int force) {
-  while (max-- > 0 && !link_empty(&m->deferred) &&
-         (force || m->nconnecting < HTTP_BATCH)) {
+  int freed = 0;
+  while (max > 0 && !link_empty(&m->deferred) &&
+         (force || m->nconnecting < HTTP_BATCH) && turn_room(m)) {
     HttpRequest *r = aio_container_of(m->deferred.next, HttpRequest, link);
+    if (unwanted(r)) {
+      freed |= finish(r, HTTP_F_ABORTED);
+      continue;
+    }
+    max--;
     link_remove(&r->link);
     r->deferred = 0;
     add_now(r);
   }
+  if (freed) admit(m);
   if (!link_empty(&m->deferred) && m->pace.timer.slot == 0)
     aio__timer_arm(m->loop, &m->pace.timer, aio__now(m->loop) + HTTP_PACE_NS);
 }
@@ -441,7 +517,7 @@ static void on_pace (Loop *loop, TimerCb *tc) {
 
 /* Admits a request: sets its easy handle up, counts it against the limits
 ** and hands it to curl, at once unless HTTP_BATCH transfers are still
-** connecting. */
+** connecting or were handed over in this loop turn. */
 static void start (HttpRequest *r) {
   HttpMulti *m = r->m;
   if (!aio__http_setup(r)) {
@@ -452,7 +528,9 @@ static void start (HttpRequest *r) {
   r->state = HTTP_ACTIVE;
   m->active++;
   r->host->active++;
-  if (link_empty(&m->deferred) && m->nconnecting < HTTP_BATCH) add_now(r);
+  if (link_empty(&m->deferred) && m->nconnecting < HTTP_BATCH &&
+      turn_room(m))
+    add_now(r);
   else {
     r->deferred = 1;
     link_push(&m->deferred, &r->link);
@@ -463,13 +541,18 @@ static void start (HttpRequest *r) {
 
 
 /* Admits waiting requests, oldest first, as long as the limits allow;
-** a request whose host is full lets younger ones for other hosts pass. */
+** a request whose host is full lets younger ones for other hosts pass,
+** and one nobody waits for any more is ended, never started. */
 static void admit (HttpMulti *m) {
   Link *l = m->waiting.next;
   while (l != &m->waiting && !m->closing &&
          (m->max_total == 0 || m->active < m->max_total)) {
     HttpRequest *r = aio_container_of(l, HttpRequest, link);
     l = l->next;
+    if (unwanted(r)) {
+      finish(r, HTTP_F_ABORTED);
+      continue;
+    }
     if (m->max_host == 0 || r->host->active < m->max_host) {
       link_remove(&r->link);
       m->nwaiting--;

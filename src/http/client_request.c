@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
+#include <zlib.h>
 
 #include "aio.h"
 #include "http.h"
@@ -44,6 +46,11 @@ static void release (HttpRequest *r) {
     curl_url_cleanup(r->url);
     r->url = NULL;
   }
+  if (r->z != NULL) {
+    inflateEnd(r->z);
+    free(r->z);
+    r->z = NULL;
+  }
   aio__buf_free(&r->in);
   aio__buf_free(&r->head);
   r->hdone = 0;
@@ -56,12 +63,14 @@ static void release (HttpRequest *r) {
 
 /* CURLOPT_WRITEFUNCTION: body bytes. A streamed body pauses the transfer
 ** while HTTP_HIGH_WATER bytes wait unread; curl hands the same bytes again
-** when it is unpaused. */
+** when it is unpaused. A compressed one we decode is kept compressed (its
+** max_body counts decoded bytes as they are read). */
 static size_t on_write (char *p, size_t size, size_t n, void *ud) {
   HttpRequest *r = (HttpRequest *)ud;
   size_t len = size * n;
   if (r->read_ns > 0) r->last_ns = aio__now(r->m->loop);
-  if (r->max_body >= 0 && r->received + (curl_off_t)len > r->max_body) {
+  if (r->max_body >= 0 && r->coding == HTTP_C_NONE &&
+      r->received + (curl_off_t)len > r->max_body) {
     if (r->fail == HTTP_F_NONE) r->fail = HTTP_F_BODY;
     return 0;
   }
@@ -110,6 +119,41 @@ static int keep_header (HttpRequest *r, const char *p, size_t n) {
 }
 
 
+/*
+** The Content-Encoding of the final response of a stream we decode:
+** gzip (x-gzip) or deflate, with any "identity" around it. Returns 0 for
+** anything else (br, zstd, stacked codings: asked for by the caller's own
+** Accept-Encoding), which we cannot decode.
+*/
+static int pick_coding (HttpRequest *r) {
+  struct curl_header *h;
+  const char *p;
+  r->coding = HTTP_C_NONE;
+  if (curl_easy_header(r->easy, "Content-Encoding", 0, CURLH_HEADER, -1,
+                       &h) != CURLHE_OK)
+    return 1;
+  if (h->amount > 1) return 0;
+  for (p = h->value; *p != '\0'; ) {
+    const char *b = p, *e;
+    size_t n;
+    while (*b == ' ' || *b == '\t' || *b == ',') b++;
+    for (e = b; *e != '\0' && *e != ','; e++) {}
+    p = e;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    n = (size_t)(e - b);
+    if (n == 0 || (n == 8 && strncasecmp(b, "identity", 8) == 0)) continue;
+    if (r->coding != HTTP_C_NONE) return 0;          /* stacked */
+    if ((n == 4 && strncasecmp(b, "gzip", 4) == 0) ||
+        (n == 6 && strncasecmp(b, "x-gzip", 6) == 0))
+      r->coding = HTTP_C_GZIP;
+    else if (n == 7 && strncasecmp(b, "deflate", 7) == 0)
+      r->coding = HTTP_C_DEFLATE;
+    else return 0;
+  }
+  return 1;
+}
+
+
 /* CURLOPT_HEADERFUNCTION: a header line, kept for the Response; the blank
 ** line ending a block hands a streamed response over. */
 static size_t on_header (char *p, size_t size, size_t n, void *ud) {
@@ -123,6 +167,10 @@ static size_t on_header (char *p, size_t size, size_t n, void *ud) {
     return 0;
   }
   if (r->stream && !r->ready && blank && final_headers(r)) {
+    if (r->decode && !pick_coding(r)) {
+      if (r->fail == HTTP_F_NONE) r->fail = HTTP_F_CODING;
+      return 0;
+    }
     r->ready = 1;
     if (r->task != NULL) aio__task_wake(r->m->loop, r->task, AIO_WAKE_OK);
   }
@@ -215,10 +263,15 @@ static double spec_num (lua_State *L, int t, const char *k, double def) {
 }
 
 
-/* A string field or NULL; the string stays alive in the spec table. */
+/* A string field or NULL; the string stays alive in the spec table. One
+** with a zero byte raises `usage` (curl would read it cut short). */
 static const char *spec_str (lua_State *L, int t, const char *k) {
   const char *s = NULL;
-  if (lua_getfield(L, t, k) == LUA_TSTRING) s = lua_tostring(L, -1);
+  if (lua_getfield(L, t, k) == LUA_TSTRING) {
+    const char *what = lua_pushfstring(L, "option '%s'", k);
+    s = aio__cstring(L, -2, what);
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
   return s;
 }
@@ -260,6 +313,18 @@ static void parse_url (lua_State *L, HttpRequest *r, const char *url) {
 }
 
 
+/* Has the caller set header `name` (a line "name:..." or "name;")? */
+static int has_header (HttpRequest *r, const char *name) {
+  size_t n = strlen(name);
+  struct curl_slist *l;
+  for (l = r->headers; l != NULL; l = l->next)
+    if (strncasecmp(l->data, name, n) == 0 &&
+        (l->data[n] == ':' || l->data[n] == ';'))
+      return 1;
+  return 0;
+}
+
+
 /* The header list from the array of lines at `idx` (nil: none). */
 static void read_headers (lua_State *L, HttpRequest *r, int idx) {
   lua_Integer i, n;
@@ -271,7 +336,7 @@ static void read_headers (lua_State *L, HttpRequest *r, int idx) {
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_argerror(L, idx, lua_pushfstring(L, "header line %d is not a "
                     "string", (int)i));
-    l = curl_slist_append(r->headers, lua_tostring(L, -1));
+    l = curl_slist_append(r->headers, aio__cstring(L, -1, "a header"));
     lua_pop(L, 1);
     if (l == NULL) aio__nomem(L, "adding a header");
     r->headers = l;
@@ -315,6 +380,13 @@ static void read_spec (lua_State *L, HttpRequest *r, int hidx, int sidx) {
     if (r->read_ns == 0) r->read_ns = 1;
   }
   read_headers(L, r, hidx);
+  r->decode = r->stream && o->decompress;
+  if (r->decode && !has_header(r, "Accept-Encoding")) {
+    struct curl_slist *l = curl_slist_append(r->headers,
+                                             "Accept-Encoding: gzip, deflate");
+    if (l == NULL) aio__nomem(L, "adding a header");
+    r->headers = l;
+  }
 }
 
 
@@ -398,7 +470,9 @@ int aio__http_setup (HttpRequest *r) {
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, o->version);
   if (o->version >= CURL_HTTP_VERSION_2_0)   /* multiplex, not a new conn */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-  if (o->decompress) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  if (r->decode)    /* we inflate as it is read: raw bytes from curl */
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+  else if (o->decompress) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (r->stream)    /* likely a big body: fewer reads (curl's default 16K) */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
   if (r->max_body >= 0)
@@ -492,8 +566,8 @@ static int request_k (lua_State *L, int status, lua_KContext ctx) {
 int aio__http_request (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   HttpMulti *m = (HttpMulti *)aio__checkself(L);
-  const char *method = luaL_checkstring(L, 2);
-  const char *url = luaL_checkstring(L, 3);
+  const char *method = aio__checkcstring(L, 2, "the HTTP method");
+  const char *url = aio__checkcstring(L, 3, "the URL");
   HttpRequest *r;
   Task *t;
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
@@ -541,7 +615,7 @@ static int read_k (lua_State *L, int status, lua_KContext ctx);
 /* Resumes a transfer our write callback paused (the consumer caught up);
 ** curl may hand the held bytes over right away. */
 static void unpause (HttpRequest *r) {
-  if (!r->paused) return;
+  if (!r->paused || aio_buf_avail(&r->in) >= HTTP_HIGH_WATER) return;
   r->paused = 0;
   if (r->read_ns > 0) r->last_ns = aio__now(r->m->loop);
   if (r->state == HTTP_ACTIVE) {
@@ -551,22 +625,111 @@ static void unpause (HttpRequest *r) {
 }
 
 
+/* Ends a streamed body that cannot be decoded (`why`, static) or grew
+** past max_body decoded; returns -1. */
+static int decode_fail (HttpRequest *r, int fail, const char *why) {
+  if (r->fail == HTTP_F_NONE) r->zmsg = why;
+  aio__http_end(r, fail);
+  r->in.off = r->in.len = 0;
+  return -1;
+}
+
+
+/*
+** Inflates the next chunk (HTTP_CHUNK bytes at most) of a compressed
+** streamed body from the bytes in r->in, and pushes it: returns 1. 0: it
+** needs more input (nothing pushed); -1: the body cannot be decoded or
+** went past max_body (the request failed).
+*/
+static int decode_chunk (lua_State *L, HttpRequest *r) {
+  z_stream *z = r->z;
+  luaL_Buffer b;
+  size_t avail = aio_buf_avail(&r->in), produced;
+  uInt take = avail > UINT32_MAX ? UINT32_MAX : (uInt)avail;
+  int rc;
+  if (r->coding == HTTP_C_END && avail > 0) {
+    const unsigned char *h = (const unsigned char *)aio_buf_head(&r->in);
+    if (z != NULL && avail >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+      inflateReset(z);                    /* another gzip member follows */
+    else if (avail >= 2 || z == NULL || h[0] != 0x1f)
+      return decode_fail(r, HTTP_F_CODING, "data after the end of the "
+                         "compressed body");
+    else return 0;                        /* one byte: can't tell yet */
+    r->coding = HTTP_C_GZIP;
+  }
+  if (r->coding == HTTP_C_END) return 0;
+  if (z == NULL) {
+    /* "deflate" is zlib's format, but some servers send raw deflate:
+    ** told apart by zlib's two-byte header */
+    const unsigned char *h = (const unsigned char *)aio_buf_head(&r->in);
+    int bits = 15 + 32;                   /* gzip or zlib, detected */
+    if (r->coding == HTTP_C_DEFLATE) {
+      if (avail < 2) return 0;
+      bits = ((h[0] & 0x0f) == 8 && (h[0] * 256 + h[1]) % 31 == 0) ? 15 : -15;
+    }
+    z = (z_stream *)calloc(1, sizeof *z);
+    if (z == NULL) return decode_fail(r, HTTP_F_NOMEM, NULL);
+    if (inflateInit2(z, bits) != Z_OK) {
+      free(z);
+      return decode_fail(r, HTTP_F_NOMEM, NULL);
+    }
+    r->z = z;
+  }
+  if (avail == 0) return 0;
+  z->next_in = (Bytef *)aio_buf_head(&r->in);
+  z->avail_in = take;
+  z->next_out = (Bytef *)luaL_buffinitsize(L, &b, HTTP_CHUNK);
+  z->avail_out = HTTP_CHUNK;
+  rc = inflate(z, Z_NO_FLUSH);
+  produced = HTTP_CHUNK - z->avail_out;
+  r->in.off += take - z->avail_in;
+  if (r->in.off == r->in.len) r->in.off = r->in.len = 0;
+  if (rc == Z_STREAM_END) r->coding = HTTP_C_END;
+  else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+    lua_pop(L, 1);                        /* the buffer */
+    return decode_fail(r, rc == Z_MEM_ERROR ? HTTP_F_NOMEM : HTTP_F_CODING,
+                       z->msg != NULL ? z->msg : "invalid compressed data");
+  }
+  r->decoded += (curl_off_t)produced;
+  if (r->max_body >= 0 && r->decoded > r->max_body) {
+    lua_pop(L, 1);
+    return decode_fail(r, HTTP_F_BODY, NULL);
+  }
+  luaL_pushresultsize(&b, produced);
+  if (produced > 0) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+
+/* Takes the next chunk of a streamed body that was received (see
+** decode_chunk for the returns). */
+static int take_chunk (lua_State *L, HttpRequest *r) {
+  if (r->coding != HTTP_C_NONE) return decode_chunk(L, r);
+  if (aio_buf_avail(&r->in) == 0) return 0;
+  lua_pushlstring(L, aio_buf_head(&r->in), aio_buf_avail(&r->in));
+  r->in.off = r->in.len = 0;
+  return 1;
+}
+
+
 /* The next chunk, nil at the end, the transfer's error, or a wait. */
 static int read_step (lua_State *L, HttpRequest *r) {
   Task *t;
+  size_t left;
+  int rc;
   if (r->closed) {
     lua_getiuservalue(L, 1, 4);
     lua_getiuservalue(L, 1, 3);
     return aio__http_closed(L, "the response is closed",
                             lua_tostring(L, -2), lua_tostring(L, -1));
   }
-  if (aio_buf_avail(&r->in) > 0) {
-    lua_pushlstring(L, aio_buf_head(&r->in), aio_buf_avail(&r->in));
-    r->in.off = r->in.len = 0;
+  rc = take_chunk(L, r);
+  if (rc > 0) {
     unpause(r);
     return 1;
   }
-  if (r->state == HTTP_DONE) {
+  if (rc < 0 || r->state == HTTP_DONE) {
     if (failed(r)) {
       aio__http_push_error(L, r, 1);
       release(r);
@@ -579,8 +742,9 @@ static int read_step (lua_State *L, HttpRequest *r) {
   t = aio__task_enter(L, r->m->loop, "response:chunks()");
   if (r->task != NULL && r->task != t)
     return aio__usage(L, "another task is already reading this response");
-  unpause(r);
-  if (aio_buf_avail(&r->in) > 0 || r->state == HTTP_DONE)
+  left = aio_buf_avail(&r->in);           /* too little to decode yet */
+  unpause(r);                             /* curl may hand more at once */
+  if (aio_buf_avail(&r->in) > left || r->state == HTTP_DONE)
     return read_step(L, r);
   set_waiter(L, r, 1, t);
   aio__wait_io(r->m->loop, t);

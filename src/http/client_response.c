@@ -225,7 +225,7 @@ static int web_url (HttpRequest *r) {
 ** aio.Error with kind, message "<METHOD> <url>: <what>", url, method, and
 ** phase/seconds (timeouts) or curl_code (curl's failures). */
 void aio__http_push_error (lua_State *L, HttpRequest *r, int ridx) {
-  const char *method, *url, *kind = "io", *phase = NULL;
+  const char *method, *url, *kind = "io", *phase = NULL, *code = NULL;
   double secs = -1;
   int top;
   lua_getiuservalue(L, ridx, 4);
@@ -260,11 +260,42 @@ void aio__http_push_error (lua_State *L, HttpRequest *r, int ridx) {
     case HTTP_F_NOMEM:
       lua_pushliteral(L, "out of memory");
       break;
+    case HTTP_F_CODING: {
+      struct curl_header *h;
+      const char *ce = r->easy != NULL &&
+        curl_easy_header(r->easy, "Content-Encoding", 0, CURLH_HEADER, -1,
+                         &h) == CURLHE_OK ? h->value : "?";
+      kind = "protocol";
+      if (r->zmsg != NULL)
+        lua_pushfstring(L, "cannot decode the body (Content-Encoding %s): "
+                        "%s", ce, r->zmsg);
+      else
+        lua_pushfstring(L, "cannot decode Content-Encoding '%s' while "
+                        "streaming (gzip and deflate can be)", ce);
+      break;
+    }
     default: {
       const char *detail = r->errbuf[0] ? r->errbuf
                                         : curl_easy_strerror(r->result);
       kind = curl_kind(r->result);
-      if (r->result == CURLE_FILESIZE_EXCEEDED)
+      if (r->result == CURLE_OUT_OF_MEMORY && !r->hdone) {
+        /* curl's answer to a header line longer than it takes */
+        kind = "protocol";
+        lua_pushfstring(L, "a response header line is too long (over %d "
+                        "bytes)", CURL_MAX_HTTP_HEADER);
+      }
+      else if (r->result == CURLE_RECV_ERROR && !r->hdone &&
+               strncmp(detail, "Too large response headers", 26) == 0) {
+        kind = "protocol";          /* more header bytes than curl takes */
+        lua_pushstring(L, detail);
+      }
+      else if (r->result == CURLE_COULDNT_CONNECT && r->oserr != 0) {
+        int err = uv_translate_sys_error(r->oserr);
+        code = uv_err_name(err);
+        lua_pushfstring(L, "cannot open a socket: %s (%s)", uv_strerror(err),
+                        code);
+      }
+      else if (r->result == CURLE_FILESIZE_EXCEEDED)
         lua_pushfstring(L, "the response body exceeds max_body (%I bytes)",
                         (lua_Integer)r->max_body);
       else if (r->result == CURLE_UNSUPPORTED_PROTOCOL && !web_url(r)) {
@@ -288,6 +319,7 @@ void aio__http_push_error (lua_State *L, HttpRequest *r, int ridx) {
   lua_pushvalue(L, top - 1);
   lua_setfield(L, -2, "method");
   if (phase != NULL) aio__setfield_str(L, "phase", phase);
+  if (code != NULL) aio__setfield_str(L, "code", code);
   if (secs >= 0) aio__setfield_num(L, "seconds", secs);
   if (r->fail == HTTP_F_NONE) {
     lua_pushinteger(L, (lua_Integer)r->result);

@@ -24,7 +24,8 @@
 #define HTTP_REQUEST_MT "aio.HttpRequest"
 
 #define HTTP_SPARE 64             /* reset easy handles kept per engine */
-#define HTTP_BATCH 256            /* transfers connecting at once, at most */
+#define HTTP_BATCH 256            /* transfers connecting at once, and handed
+                                  ** to curl per loop turn, at most */
 #define HTTP_PACE_NS 20000000u    /* or one more batch after this many ns */
 #define HTTP_POOL_CAP 1024        /* transfers past this many at once use a
                                   ** connection that is not kept: curl 7.88
@@ -32,6 +33,8 @@
                                   ** that keeps one ends */
 #define HTTP_HIGH_WATER (256 * 1024)  /* streamed bytes buffered at most
                                       ** before the transfer is paused */
+#define HTTP_CHUNK (64 * 1024)    /* decoded bytes per chunk of a streamed
+                                  ** compressed body, at most */
 
 
 /* A host ("scheme://host:port") as the admission limits count it. */
@@ -66,6 +69,8 @@ typedef struct HttpPoll {
   Poller p;                  /* p.want: what curl wants watched; 0: muted */
   struct HttpMulti *m;
   struct HttpHost *host;     /* the host of its connection (owned only) */
+  struct HttpRequest *req;   /* the request curl last watched it for (its
+                             ** `poll` points back), or NULL */
   unsigned long ino;         /* inode of its socket (owned only) */
   uint8_t owned;             /* opened by our open-socket callback */
   uint8_t used;              /* curl has watched it for reading */
@@ -101,6 +106,8 @@ typedef struct HttpMulti {
                              ** connecting overlaps sending requests */
   TimerCb pace;              /* hands a batch of `deferred` over anyway */
   uint32_t nconnecting;      /* transfers in curl before their request */
+  uint32_t nturn;            /* transfers handed to curl this loop turn */
+  uint64_t turn;             /* that turn (loop->now at its poll) */
   HttpHost **hosts;
   HttpPoll **polls;          /* by descriptor */
   curl_socket_t *check;      /* sockets muted by the current curl call */
@@ -124,8 +131,18 @@ typedef enum HttpFail {
   HTTP_F_CLOSED,             /* the session was closed */
   HTTP_F_BODY,               /* the body exceeded max_body */
   HTTP_F_ABORTED,            /* cancelled, or closed by its owner */
-  HTTP_F_NOMEM               /* out of memory in a callback */
+  HTTP_F_NOMEM,              /* out of memory in a callback */
+  HTTP_F_CODING              /* a streamed body cannot be decoded (errbuf) */
 } HttpFail;
+
+/* How the body of a streamed response is decoded (by us, not curl: curl
+** would inflate a whole read at once into its pause buffer). */
+typedef enum HttpCoding {
+  HTTP_C_NONE,               /* as received */
+  HTTP_C_GZIP,               /* gzip (or zlib: detected) */
+  HTTP_C_DEFLATE,            /* zlib, or raw deflate as some servers send */
+  HTTP_C_END                 /* its compressed stream ended */
+} HttpCoding;
 
 
 /* Options of a request, read from its spec table (whose strings the
@@ -157,7 +174,12 @@ typedef struct HttpRequest {
   HttpHost *host;            /* its admission host; NULL once released */
   struct curl_slist *headers;
   CURLU *url;                /* the parsed URL curl reads */
-  Buf in;                    /* body bytes received and not taken yet */
+  HttpPoll *poll;            /* the poll of its socket (see HttpPoll.req) */
+  Buf in;                    /* body bytes received and not taken yet
+                             ** (compressed ones if `coding`) */
+  struct z_stream_s *z;      /* the inflater of a decoded stream, or NULL */
+  const char *zmsg;          /* why it cannot be decoded (static), or NULL */
+  curl_off_t decoded;        /* decoded bytes handed out (`coding`) */
   Buf head;                  /* header lines of the latest response */
   uint8_t hdone;             /* its header block has ended */
   curl_off_t received;       /* body bytes received in all */
@@ -170,6 +192,8 @@ typedef struct HttpRequest {
   uint64_t last_ns;          /* last sign of life from the peer */
   double secs[3];            /* total, connect, read timeouts (messages) */
   CURLcode result;           /* curl's outcome once DONE */
+  int oserr;                 /* errno when no socket could be opened
+                             ** (EMFILE...), or 0 */
   uint8_t state;             /* HttpState */
   uint8_t fail;              /* HttpFail */
   uint8_t stream;            /* hand the response over at its headers */
@@ -182,6 +206,8 @@ typedef struct HttpRequest {
   uint8_t connecting;        /* in curl, its request not sent yet */
   uint8_t fresh_ok;          /* a new connection may be forced (not h2,
                              ** no proxy) when none of its host is idle */
+  uint8_t decode;            /* streamed and decompressed: we inflate */
+  uint8_t coding;            /* HttpCoding of the final response */
   char errbuf[CURL_ERROR_SIZE];
 } HttpRequest;
 

@@ -107,7 +107,8 @@ static int dns_resolve (lua_State *L) {
   Task *t;
   DnsReq *q;
   int rc;
-  luaL_argcheck(L, len > 0 && strlen(host) == len, 1, "invalid host name");
+  aio__cstring(L, 1, "host name");
+  luaL_argcheck(L, len > 0, 1, "invalid host name");
   lua_settop(L, 2);
   t = aio__task_enter(L, loop, "aio.dns.resolve");
   if ((family != AF_INET6 && uv_inet_pton(AF_INET, host, addr) == 0) ||

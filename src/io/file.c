@@ -706,7 +706,8 @@ static int open_k (lua_State *L, int status, lua_KContext ctx) {
 static int fs_open (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   const char *path = aio__checkpath(L, 1);
-  const char *mode = luaL_optstring(L, 2, "r");
+  const char *mode = lua_isnoneornil(L, 2) ? "r" :
+                     aio__checkcstring(L, 2, "mode");
   Task *t;
   File *f;
   FileReq *q;

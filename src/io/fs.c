@@ -39,10 +39,7 @@ static void path_cb (uv_fs_t *req) {
 
 /* Checks argument `arg` as a path: a string without zero bytes. */
 const char *aio__checkpath (lua_State *L, int arg) {
-  size_t len;
-  const char *p = luaL_checklstring(L, arg, &len);
-  luaL_argcheck(L, strlen(p) == len, arg, "path contains a zero byte");
-  return p;
+  return aio__checkcstring(L, arg, "path");
 }
 
 

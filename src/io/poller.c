@@ -26,6 +26,7 @@ static void count (Poller *p, int on) {
 
 static void poller_cb (uv_poll_t *h, int status, int events) {
   Poller *p = aio_container_of(h, Poller, h);
+  if (status < 0) p->events = 0;   /* libuv stopped it (POLLERR) */
   if (p->want == 0) {              /* muted: stop it now */
     uv_poll_stop(h);
     p->events = 0;
@@ -74,6 +75,7 @@ Poller *aio__poller_new (Loop *loop, int fd, size_t size,
 ** Watches for `events` (UV_READABLE | UV_WRITABLE). 0 mutes the poller:
 ** it is unreferenced and stopped at its next event, which costs no epoll
 ** change when it is wanted again soon (a connection reused at once).
+** After an error libuv has stopped the poll: watching starts it again.
 ** Returns 0 or a UV_E* code.
 */
 int aio__poller_watch (Poller *p, int events) {

@@ -7,12 +7,15 @@
 */
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "aio.h"
 
@@ -202,12 +205,15 @@ static void push_result (lua_State *L, Proc *p) {
 
 static int run_k (lua_State *L, int status, lua_KContext ctx);
 
-/* Waits (again) in phase `ph`; the deadline only while running. */
+/* Waits (again) in phase `ph`; the deadline only while running. Once
+** killed, waiting for the child to be reaped is clean-up: a cancellation
+** does not interrupt it. */
 static int run_wait (lua_State *L, Proc *p, Task *t, int ph) {
   link_push(&p->waiters, &t->wait.link);
-  if (ph == PH_RUN && p->deadline != 0)
-    aio__timer_arm(p->io.loop, &t->timer, p->deadline);
   aio__wait_io(p->io.loop, t);
+  if (ph != PH_RUN) return aio__suspend_cleanup(L, t, ph, run_k);
+  if (p->deadline != 0)
+    aio__timer_arm(p->io.loop, &t->timer, p->deadline);
   return aio__suspend(L, t, ph, run_k);
 }
 
@@ -260,20 +266,57 @@ static int run_k (lua_State *L, int status, lua_KContext ctx) {
 }
 
 
-/* Fills `list` (a userdata array on top, `n` + 1 slots) from the strings
-** of the array at `idx`. */
-static char **argv_array (lua_State *L, int idx, int *n) {
+/* Most arguments a program gets (Linux's own limit is higher, but the
+** strings must also fit in its ARG_MAX bytes). */
+#define ARGV_MAX 65536
+
+/*
+** Pushes the argv array for uv_spawn (a userdata, NULL-terminated) made
+** from the array at `idx` (raw length, so no __len can run away): at
+** least the program, strings (or numbers) without zero bytes. Its user
+** value keeps the strings (numbers converted) alive.
+*/
+static char **argv_array (lua_State *L, int idx) {
   char **list;
-  int i, len = (int)lua_rawlen(L, idx);
-  list = (char **)lua_newuserdatauv(L, (size_t)(len + 1) * sizeof *list, 0);
+  lua_Unsigned i, len = lua_rawlen(L, idx);
+  luaL_argcheck(L, len >= 1, idx, "argv is empty: the program is missing");
+  luaL_argcheck(L, len <= ARGV_MAX, idx, "argv has too many elements");
+  list = (char **)lua_newuserdatauv(L, (size_t)(len + 1) * sizeof *list, 1);
+  lua_createtable(L, (int)len, 0);                  /* list strs */
   for (i = 1; i <= len; i++) {
-    lua_rawgeti(L, idx, i);
-    list[i - 1] = (char *)lua_tostring(L, -1);   /* the table keeps it */
-    lua_pop(L, 1);
+    char what[32];
+    int type = lua_rawgeti(L, idx, (lua_Integer)i);
+    snprintf(what, sizeof what, "argv[%d]", (int)i);
+    if (type != LUA_TSTRING && type != LUA_TNUMBER)
+      luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a string", what));
+    list[i - 1] = (char *)aio__cstring(L, -1, what);   /* as a string */
+    lua_rawseti(L, -2, (lua_Integer)i);               /* kept by strs */
   }
+  lua_setiuservalue(L, -2, 1);
   list[len] = NULL;
-  *n = len;
   return list;
+}
+
+
+/* Checks an entry (key, value on top) of the environment overrides: a
+** name that is a non-empty string without "=" or zero bytes; a value that
+** is a string (or number) without zero bytes, or false. */
+static void check_env_entry (lua_State *L) {
+  const char *k;
+  size_t len;
+  if (lua_type(L, -2) != LUA_TSTRING)
+    luaL_argerror(L, 2, "env: variable names must be strings");
+  k = lua_tolstring(L, -2, &len);
+  if (len == 0 || strchr(k, '=') != NULL)
+    luaL_argerror(L, 2, lua_pushfstring(L, "env: invalid variable name "
+                  "'%s'", k));
+  aio__cstring(L, -2, "an env variable name");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return;
+  lua_pushfstring(L, "env.%s", k);
+  if (aio__cstring(L, -2, lua_tostring(L, -1)) == NULL)
+    luaL_argerror(L, 2, lua_pushfstring(L, "%s must be a string or false",
+                  lua_tostring(L, -1)));
+  lua_pop(L, 1);
 }
 
 
@@ -288,7 +331,8 @@ static char **env_array (lua_State *L, int idx) {
   for (i = 0; environ[i] != NULL; i++) n++;
   lua_newtable(L);                                  /* strs */
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
+  while (lua_next(L, idx)) {                        /* strs k v */
+    check_env_entry(L);
     n++;
     lua_pop(L, 1);
   }
@@ -303,7 +347,7 @@ static char **env_array (lua_State *L, int idx) {
   }
   lua_pushnil(L);
   while (lua_next(L, idx)) {                        /* strs list k v */
-    if (lua_type(L, -1) == LUA_TSTRING) {
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
       lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
       list[n++] = (char *)lua_tostring(L, -1);
       lua_rawseti(L, -5, n);
@@ -330,6 +374,34 @@ static int stdio_mode (lua_State *L, int opts, const char *field) {
 
 
 /*
+** Raises the `io` error of a program that could not be started (`rc`).
+** libuv reports a working directory that cannot be entered as the program
+** not being found: one that is not a usable directory is named instead.
+*/
+static int spawn_failed (lua_State *L, int rc, const char *prog,
+                         const char *cwd) {
+  struct stat st;
+  int err = 0;
+  if (cwd != NULL && (rc == UV_ENOENT || rc == UV_ENOTDIR ||
+                      rc == UV_EACCES)) {
+    if (stat(cwd, &st) != 0) err = uv_translate_sys_error(errno);
+    else if (!S_ISDIR(st.st_mode)) err = UV_ENOTDIR;
+    else if (access(cwd, X_OK) != 0) err = uv_translate_sys_error(errno);
+  }
+  if (err != 0) {
+    aio__uv_error_new(L, "io", err, "cannot run '%s' in directory '%s'",
+                      prog, cwd);
+    aio__setfield_str(L, "path", cwd);
+  }
+  else {
+    aio__uv_error_new(L, "io", rc, "cannot run '%s'", prog);
+    aio__setfield_str(L, "path", prog);
+  }
+  return lua_error(L);
+}
+
+
+/*
 ** core.process.run(argv, opts) (suspends) -> {code, signal, stdout,
 ** stderr}. argv: array of strings (argv[1] is looked up in PATH). opts
 ** (checked by aio.process): input, cwd, env (overrides), stdout/stderr
@@ -341,36 +413,43 @@ static int l_run (lua_State *L) {
   uv_stdio_container_t stdio[3];
   Proc *p;
   Task *t;
-  int argc, rc, i, mode[3], inidx;
+  int rc, i, mode[3], inidx, refidx;
   char **args, **env = NULL;
   size_t inlen = 0;
   const char *input = NULL;
+  double secs = 0;
+  int timed;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  t = aio__task_enter(L, loop, "aio.process.run");
   memset(&o, 0, sizeof o);
-  p = (Proc *)aio__io_new(loop, sizeof(Proc), &proc_type);
-  if (p == NULL) return aio__nomem(L, "starting a process");
-  link_init(&p->waiters);
-  aio__io_push(L, &p->io, PROCESS_MT, 0);                     /* 3 */
-  args = argv_array(L, 1, &argc);                             /* 4 */
-  lua_getfield(L, 2, "cwd");                                  /* 5 */
-  o.cwd = lua_tostring(L, 5);
-  if (lua_getfield(L, 2, "env") == LUA_TTABLE)                /* 6 */
-    env = env_array(L, 6);                                    /* 7 8 */
-  lua_getfield(L, 2, "input");                          /* (7 8) input */
+  args = argv_array(L, 1);                                    /* 3 */
+  lua_getfield(L, 2, "cwd");                                  /* 4 */
+  if (!lua_isnil(L, 4) && (o.cwd = aio__cstring(L, 4, "cwd")) == NULL)
+    luaL_argerror(L, 2, "cwd must be a string");
+  if (lua_getfield(L, 2, "env") == LUA_TTABLE)                /* 5 */
+    env = env_array(L, 5);                                    /* 6 7 */
+  lua_getfield(L, 2, "input");                          /* (6 7) input */
   inidx = lua_gettop(L);
   input = lua_tolstring(L, inidx, &inlen);
   mode[0] = input != NULL ? IO_PIPE : IO_NULL;
   mode[1] = stdio_mode(L, 2, "stdout");
   mode[2] = stdio_mode(L, 2, "stderr");
-  lua_getfield(L, 2, "timeout");
-  if (lua_type(L, -1) == LUA_TNUMBER) {
-    p->seconds = lua_tonumber(L, -1);
-    p->deadline = aio__deadline(loop, p->seconds < 0 ? 0 : p->seconds);
+  if ((timed = lua_getfield(L, 2, "timeout") == LUA_TNUMBER)) {
+    secs = lua_tonumber(L, -1);
+    luaL_argcheck(L, !isnan(secs), 2, "timeout is NaN");
   }
   lua_pop(L, 1);
+  t = aio__task_enter(L, loop, "aio.process.run");
+  p = (Proc *)aio__io_new(loop, sizeof(Proc), &proc_type);
+  if (p == NULL) return aio__nomem(L, "starting a process");
+  link_init(&p->waiters);
+  aio__io_push(L, &p->io, PROCESS_MT, 0);
+  refidx = lua_gettop(L);
+  if (timed) {
+    p->seconds = secs < 0 ? 0 : secs;
+    p->deadline = aio__deadline(loop, p->seconds);
+  }
   for (i = 0; i < 3; i++) {
     uv_pipe_t *pipe = i == 0 ? &p->in : i == 1 ? &p->out : &p->err;
     stdio[i].flags = UV_IGNORE;
@@ -402,9 +481,7 @@ static int l_run (lua_State *L) {
   if (rc < 0) {
     p->exited = 1;                     /* there is no child */
     aio__io_close(&p->io);
-    aio__uv_error_new(L, "io", rc, "cannot run '%s'", args[0]);
-    aio__setfield_str(L, "path", args[0]);
-    return lua_error(L);
+    return spawn_failed(L, rc, args[0], o.cwd);
   }
   p->pid = p->proc.pid;
   for (i = 1; i < 3; i++) {
@@ -425,6 +502,7 @@ static int l_run (lua_State *L) {
     }
     else aio__req_start(L, &q->r, -1);
   }
+  lua_copy(L, refidx, 3);              /* (argv, opts, ref) from here */
   lua_settop(L, 3);
   t->wake = AIO_WAKE_NONE;
   return run_step(L, p, t, PH_RUN);

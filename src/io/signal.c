@@ -109,7 +109,7 @@ static SigState *sigstate (lua_State *L) {
 */
 static int l_watch (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
-  const char *name = luaL_checkstring(L, 1);
+  const char *name = aio__checkcstring(L, 1, "signal name");
   int signum = aio__signum(name);
   Watcher *w;
   SigState *st;
@@ -149,7 +149,7 @@ static int l_watch (lua_State *L) {
 
 /* core.signal.name(name) -> the canonical name ("SIGTERM") or nil. */
 static int l_name (lua_State *L) {
-  int signum = aio__signum(luaL_checkstring(L, 1));
+  int signum = aio__signum(aio__checkcstring(L, 1, "signal name"));
   if (signum == 0) lua_pushnil(L);
   else lua_pushstring(L, aio__signame(signum));
   return 1;

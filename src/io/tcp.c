@@ -75,7 +75,7 @@ static int connect_k (lua_State *L, int status, lua_KContext ctx) {
 */
 static int tcp_connect (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = aio__checkcstring(L, 1, "host");
   int port = checkport(L, 2, 1);
   struct sockaddr_storage ss;
   Task *t;
@@ -343,7 +343,7 @@ void aio__tcp_listen_on (lua_State *L, IoHandle *io, uv_tcp_t *tcp,
 */
 static int tcp_listen (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = aio__checkcstring(L, 1, "host");
   int port = checkport(L, 2, 0);
   int backlog = (int)luaL_optinteger(L, 3, 1024);
   struct sockaddr_storage ss;

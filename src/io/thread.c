@@ -6,6 +6,7 @@
 ** See LICENSE
 */
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -452,6 +453,7 @@ static int l_limit (lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 1, 0);
   luaL_argcheck(L, n >= 1 || lua_isnoneornil(L, 1), 1,
                 "limit must be at least 1");
+  luaL_argcheck(L, (lua_Unsigned)n <= UINT_MAX, 1, "limit is too large");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ctl_key);
   ctl = (ThreadCtl *)lua_touserdata(L, -1);
   if (n >= 1) {

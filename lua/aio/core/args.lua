@@ -185,20 +185,44 @@ function M.count(v, n, fname, label, min)
   return i
 end
 
---- A string for a C API: no zero bytes (a number is turned into a
---- string); `label` names it ("argv[2]"). Returns the string.
+-- A string for a C API, which reads it only up to its first zero byte:
+-- one that holds a zero byte is refused with `usage`, not cut short.
+local function whole(v, what)
+  if find(v, "\0", 1, true) then
+    M.usage(what .. " contains a zero byte (refused: it would be cut short there)")
+  end
+  return v
+end
+
+--- A string inside argument `n` for a C API (a number is turned into a
+--- string); `label` names it ("argv[2]"). Another type is a bad argument;
+--- a zero byte in it raises `usage`. Returns the string.
 ---@param v any
 ---@param n integer
 ---@param fname string
 ---@param label string
 ---@return string
 function M.cstring(v, n, fname, label)
-  if type(v) == "number" then
-    v = tostring(v)
-  elseif type(v) ~= "string" or find(v, "\0", 1, true) then
+  if type(v) == "number" then return tostring(v) end
+  if type(v) ~= "string" then
     argerror(n, fname, label .. " must be a string without zero bytes")
   end
-  return v
+  return whole(v, label)
+end
+
+--- Argument `n` as a string for a C API (a path, a host name): another
+--- type is a bad argument, a zero byte in it raises `usage` (`label`
+--- names it in that message: "path"). Returns the string.
+---@param v any
+---@param n integer
+---@param fname string
+---@param label string
+---@return string
+function M.carg(v, n, fname, label)
+  if type(v) ~= "string" then
+    argerror(n, fname, "string expected, got " .. typename(v))
+  end
+  return whole(v, label)
 end
 
 --- Can `v` be called (a function, or a value whose metatable has __call)?

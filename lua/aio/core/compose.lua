@@ -200,7 +200,15 @@ end
 --- deadline (see the core); aio.timeout(seconds, task) awaits the task and,
 --- at the deadline, cancels it, waits for it to finish and raises `timeout`.
 function M.timeout(seconds, f, ...)
-  if not is_task(f) then return core.timeout(seconds, f, ...) end
+  if type(seconds) ~= "number" or seconds ~= seconds then
+    args.duration(seconds, 1, "timeout")           -- raises, at the caller
+  end
+  if not is_task(f) then
+    if not callable(f) then
+      argerror(2, "timeout", "function or task expected, got " .. typename(f))
+    end
+    return core.timeout(seconds, f, ...)
+  end
   local task = f
   local r = table.pack(pcall(core.timeout, seconds, task.await, task))
   if r[1] then return table.unpack(r, 2, r.n) end
@@ -215,7 +223,12 @@ end
 --- core); aio.shield(task) awaits the task: cancelling the caller raises in
 --- the caller at once but does not cancel the task.
 function M.shield(f, ...)
-  if not is_task(f) then return core.shield(f, ...) end
+  if not is_task(f) then
+    if not callable(f) then
+      argerror(1, "shield", "function or task expected, got " .. typename(f))
+    end
+    return core.shield(f, ...)
+  end
   local w <close> = watch({f})
   w:next()
   return f:result()

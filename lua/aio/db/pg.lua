@@ -201,7 +201,7 @@ end
 ---@param opts? {decode_json?: boolean, statement_cache?: integer, connect_timeout?: number}
 ---@return aio.pg.Connection
 function M.connect(dsn, opts)
-  check(dsn, "string", 1, "connect")
+  args.carg(dsn, 1, "connect", "the connection string")
   local cfg = config(args.opts(opts, 2, "connect", CONNECT_OPTS), 2, "connect")
   local c = open(dsn, cfg, "connect")
   return wrap(c, { c = c, depth = 0 })
@@ -342,7 +342,7 @@ end
 --- Listens on `channel` (suspends); see notifications().
 function Connection:listen(channel)
   local c = raw(self, "listen")
-  check(channel, "string", 1, "listen")
+  args.carg(channel, 1, "listen", "the channel")
   c:command("LISTEN " .. c:escape_identifier(channel))
 end
 
@@ -351,7 +351,7 @@ end
 function Connection:unlisten(channel)
   local c = raw(self, "unlisten")
   if channel == nil then return (c:command("UNLISTEN *")) end
-  check(channel, "string", 1, "unlisten")
+  args.carg(channel, 1, "unlisten", "the channel")
   c:command("UNLISTEN " .. c:escape_identifier(channel))
 end
 
@@ -706,6 +706,7 @@ function M.Pool(opts)
   check(opts, "table", 1, "Pool")
   args.keys(opts, POOL_OPTS, 1, "Pool")
   if type(opts.dsn) ~= "string" then argerror(1, "Pool", "option 'dsn' must be a string") end
+  args.cstring(opts.dsn, 1, "Pool", "option 'dsn'")
   local min = args.count(opts.min, 1, "Pool", "option 'min'", 0) or 0
   local max = args.count(opts.max, 1, "Pool", "option 'max'", 1) or 10
   if min > max then argerror(1, "Pool", "option 'min' must not exceed option 'max'") end

@@ -113,7 +113,7 @@ local CONNECT_OPTS = { timeout = true, connect_timeout = true, username = true,
 
 -- The connection settings of redis.connect(url, opts).
 function M.config(url, opts)
-  args.check(url, "string", 1, "connect")
+  args.carg(url, 1, "connect", "the URL")
   opts = args.opts(opts, 2, "connect", CONNECT_OPTS)
   local cfg = parse_url(url)
   cfg.timeout = opts.timeout ~= nil and args.duration(opts.timeout, 2, "connect", "timeout") or 0

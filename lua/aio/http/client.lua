@@ -12,6 +12,7 @@ local retry = require "aio.core.retry"
 
 local Error, is_error = core.Error, core.is_error
 local argerror, usage, option, count = args.error, args.usage, args.option, args.count
+local cstring = args.cstring
 local check = args.self
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local setmetatable, error, pcall = setmetatable, error, pcall
@@ -375,10 +376,12 @@ local function fill_spec(spec, o, n, fname)
   if o.verify ~= nil then spec.verify = not not o.verify end
   -- false turns a session's ca_file, proxy, max_body or auth off
   if o.ca_file ~= nil then
-    spec.ca_file = o.ca_file ~= false and option(o.ca_file, "string", n, fname, "option 'ca_file'")
+    spec.ca_file = o.ca_file ~= false and
+      cstring(option(o.ca_file, "string", n, fname, "option 'ca_file'"), n, fname, "option 'ca_file'")
   end
   if o.proxy ~= nil then
-    spec.proxy = o.proxy ~= false and option(o.proxy, "string", n, fname, "option 'proxy'")
+    spec.proxy = o.proxy ~= false and
+      cstring(option(o.proxy, "string", n, fname, "option 'proxy'"), n, fname, "option 'proxy'")
   end
   if o.stream ~= nil then spec.stream = not not o.stream end
   if o.decompress ~= nil then spec.decompress = not not o.decompress end
@@ -406,7 +409,8 @@ local function fill_spec(spec, o, n, fname)
     if type(user) ~= "string" or (password ~= nil and type(password) ~= "string") then
       argerror(n, fname, "option 'auth' must be {user, password} (strings)")
     end
-    spec.user, spec.password = user, password or ""
+    spec.user = cstring(user, n, fname, "option 'auth' (user)")
+    spec.password = cstring(password or "", n, fname, "option 'auth' (password)")
   end
 end
 
@@ -426,6 +430,7 @@ function http.Session(opts)
   local self = setmetatable({}, Session)
   if opts.base_url ~= nil then
     local b = option(opts.base_url, "string", 1, fname, "option 'base_url'")
+    cstring(b, 1, fname, "option 'base_url'")
     local scheme = b:match("^(%a[%w+.-]*)://")
     if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
       usage(fmt("base_url must be an absolute http or https URL, got '%s'", b))
@@ -577,7 +582,7 @@ local function request(self, fname, n, method, url, opts)
     end
   end
   method = m
-  args.check(url, "string", n + 1, fname)
+  args.carg(url, n + 1, fname, "the URL")
   if opts ~= nil then args.check(opts, "table", n + 2, fname) end
   if core.current() == nil then
     usage(fmt("aio.http.%s suspends and must be called inside a task (a "
@@ -640,7 +645,7 @@ for _, verb in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
   Session[verb] = function(self, url, opts)
     check(self, Session, verb)
     if opts == nil and not self._retries and not self._closed and type(url) == "string"
-       and find(url, "^https?://") and current() then
+       and find(url, "^https?://") and not find(url, "\0", 1, true) and current() then
       return (self._eng or engine(self)):request(method, url,
         nobody and self._lines_nobody or self._lines, nil, self._spec)
     end

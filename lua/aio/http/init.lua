@@ -3,6 +3,7 @@
 -- table `lazy` below (a new HTTP module adds its names there).
 -- See LICENSE
 
+local core = require "aio.core"
 local http = require "aio.http.client"
 
 -- name -> module that exports it (e.g. App = "aio.http.server")
@@ -15,7 +16,7 @@ return setmetatable(http, {
   __index = function(t, name)
     local modname = lazy[name]
     if modname == nil then return nil end
-    local value = require(modname)[name]
+    local value = core.load(modname)[name]
     rawset(t, name, value)
     return value
   end,

@@ -16,7 +16,7 @@ local families = { inet = true, inet6 = true, any = true }
 ---@param opts? {family?: "inet"|"inet6"|"any"}
 ---@return string[] addresses IPv4 and IPv6, in the resolver's order
 function M.resolve(host, opts)
-  args.check(host, "string", 1, "resolve")
+  args.carg(host, 1, "resolve", "host")
   local family = args.opts(opts, 2, "resolve").family
   if family ~= nil and not families[family] then
     args.error(2, "resolve", "family must be \"inet\", \"inet6\" or \"any\"")

@@ -9,7 +9,7 @@ local args = require "aio.core.args"
 local cfs = core.fs
 local open = cfs.open
 local is_error = core.is_error
-local check, argerror = args.check, args.error
+local check, carg, argerror = args.check, args.carg, args.error
 local type, error = type, error
 
 local M = {}
@@ -43,7 +43,7 @@ end
 ---@param mode? string
 ---@return aio.File
 function M.open(path, mode)
-  check(path, "string", 1, "open")
+  carg(path, 1, "open", "path")
   if mode ~= nil then
     check(mode, "string", 2, "open")
     -- as io.open: r, w or a, then at most one each of "+", "b", and "x"
@@ -63,13 +63,13 @@ end
 ---@param path string
 ---@return string
 function M.read_file(path)
-  check(path, "string", 1, "read_file")
+  carg(path, 1, "read_file", "path")
   local f <close> = open(path, "r")
   return (f:read("a"))
 end
 
 local function put(path, data, mode, fname)
-  check(path, "string", 1, fname)
+  carg(path, 1, fname, "path")
   if type(data) == "number" then data = tostring(data) end
   check(data, "string", 2, fname)
   local f <close> = open(path, mode)
@@ -93,7 +93,7 @@ function M.append_file(path, data) put(path, data, "a", "append_file") end
 ---@param path string
 ---@return table
 function M.stat(path)
-  check(path, "string", 1, "stat")
+  carg(path, 1, "stat", "path")
   return cfs.stat(path)
 end
 
@@ -102,7 +102,7 @@ end
 ---@param path string
 ---@return boolean
 function M.exists(path)
-  check(path, "string", 1, "exists")
+  carg(path, 1, "exists", "path")
   local ok, err = pcall(cfs.stat, path)
   if ok then return true end
   if is_error(err, "io") and (err.code == "ENOENT" or err.code == "ENOTDIR") then
@@ -117,7 +117,7 @@ end
 ---@param path string
 ---@param opts? {mode?: integer, parents?: boolean}
 function M.mkdir(path, opts)
-  check(path, "string", 1, "mkdir")
+  carg(path, 1, "mkdir", "path")
   opts = args.opts(opts, 2, "mkdir")
   local mode = args.count(opts.mode, 2, "mkdir", "mode")
   if not opts.parents then return cfs.mkdir(path, mode) end
@@ -138,7 +138,7 @@ end
 --- Removes a file or an empty directory (suspends).
 ---@param path string
 function M.remove(path)
-  check(path, "string", 1, "remove")
+  carg(path, 1, "remove", "path")
   local ok, err = pcall(cfs.unlink, path)
   if ok then return end
   if is_error(err, "io") and err.code == "EISDIR" then
@@ -151,8 +151,8 @@ end
 ---@param from string
 ---@param to string
 function M.rename(from, to)
-  check(from, "string", 1, "rename")
-  check(to, "string", 2, "rename")
+  carg(from, 1, "rename", "from")
+  carg(to, 2, "rename", "to")
   return cfs.rename(from, to)
 end
 
@@ -160,7 +160,7 @@ end
 ---@param dir string
 ---@return string[]
 function M.list(dir)
-  check(dir, "string", 1, "list")
+  carg(dir, 1, "list", "path")
   return cfs.scandir(dir)
 end
 

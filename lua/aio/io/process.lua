@@ -13,6 +13,9 @@ local M = {}
 
 local modes = { pipe = true, inherit = true, null = true }
 
+-- The most arguments a program gets (as the C core checks).
+local MAX_ARGS = 65536
+
 --- Runs a program to its end (suspends) and returns
 --- `{code = exit status, signal = name or nil, stdout = s, stderr = s}`;
 --- a child killed by a signal has `code` = -signal number and `signal`
@@ -31,7 +34,10 @@ local modes = { pipe = true, inherit = true, null = true }
 function M.run(argv, opts)
   args.check(argv, "table", 1, "run")
   local n = #argv
-  if n == 0 then argerror(1, "run", "argv is empty: the program is missing") end
+  if math.type(n) ~= "integer" or n > MAX_ARGS then
+    argerror(1, "run", "argv has too many elements (or a bad length)")
+  end
+  if n <= 0 then argerror(1, "run", "argv is empty: the program is missing") end
   local list = {}
   for i = 1, n do
     list[i] = cstring(argv[i], 1, "run", "argv[" .. i .. "]")
@@ -39,14 +45,15 @@ function M.run(argv, opts)
   opts = args.opts(opts, 2, "run")
   local o = {
     input = option(opts.input, "string", 2, "run", "input"),
-    cwd = option(opts.cwd, "string", 2, "run", "cwd"),
+    cwd = opts.cwd ~= nil and cstring(opts.cwd, 2, "run", "cwd") or nil,
   }
   if option(opts.env, "table", 2, "run", "env") then
     local env = {}
     for k, v in pairs(opts.env) do
-      if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+      if type(k) ~= "string" or k == "" or k:find("=", 1, true) then
         argerror(2, "run", "env: invalid variable name " .. tostring(k))
       end
+      cstring(k, 2, "run", "env name")
       env[k] = v ~= false and cstring(v, 2, "run", "env." .. k) or false
     end
     o.env = env

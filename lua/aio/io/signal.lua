@@ -48,7 +48,7 @@ end
 ---@param handler fun(name: string)
 ---@return aio.signal.Registration
 function M.signal(name, handler)
-  args.check(name, "string", 1, "signal")
+  args.carg(name, 1, "signal", "signal name")
   args.callable(handler, 2, "signal")
   local canon = canonical(name)
   if canon == nil then

@@ -32,7 +32,7 @@ M.Stream = core.Stream
 
 -- Arguments 1 and 2 of connect and listen: a host and a port >= `min`.
 local function check_address(host, port, min, fname)
-  args.check(host, "string", 1, fname)
+  args.carg(host, 1, fname, "host")
   if math.type(port) ~= "integer" or port < min or port > 65535 then
     args.error(2, fname, "port must be an integer from " .. min .. " to 65535")
   end

@@ -16,15 +16,13 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-PEERS=${PEERS:-$(cd "$ROOT/.." && pwd)/shared/bench/peers}
+# bench_options, run, field, stats, median, row, ratio, peers_dir
+. "$HERE/lib.sh"
+PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
 
-RUNS=5
-while getopts "r:" o; do
-  case $o in r) RUNS=$OPTARG ;; *) sed -n '2,17p' "$0"; exit 2 ;; esac
-done
-shift $((OPTIND - 1))
-WLS=${*:-"w5 w6"}
+bench_options 5 "$@"
+WLS=${ARGS[*]:-"w5 w6"}
 
 NGINX_PORT=${NGINX_PORT:-18090}
 SLOW_PORT=${SLOW_PORT:-18091}
@@ -45,9 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# run, field, stats, median, row, ratio
-. "$HERE/lib.sh"
 
 if [[ " $WLS " == *" w5 "* ]]; then
   d=$WORK/nginx

@@ -1,4 +1,5 @@
-# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh, pg.sh, ws.sh)
+# bench/lib.sh: what the benchmark scripts (http.sh, redis.sh, pg.sh, ws.sh,
+# server.sh)
 # share, sourced before their functions are called; those use WORK (a
 # scratch folder), RAW (the file of tagged RESULT lines) and BENCH_TIMEOUT
 # (seconds a run may take). See LICENSE
@@ -12,6 +13,22 @@ peers_dir() {
     if [ -d "$d/shared/bench/peers" ]; then (cd "$d/shared/bench/peers" && pwd); return; fi
   done
   echo "$1/../shared/bench/peers"
+}
+
+# bench_options DEFAULT "$@": -r RUNS sets RUNS (DEFAULT without it); any
+# other option prints the script's leading comment and exits 2; the
+# operands are left in ARGS
+bench_options() {
+  RUNS=$1; shift
+  local o OPTIND=1
+  while getopts "r:" o; do
+    case $o in
+      r) RUNS=$OPTARG ;;
+      *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
+    esac
+  done
+  shift $((OPTIND - 1))
+  ARGS=("$@")
 }
 
 # run LABEL CMD...: one run; its RESULT line (tagged) goes to $RAW
@@ -38,6 +55,17 @@ row() {  # LABEL KEY UNIT
   printf '  %-22s %10s  [%s - %s] %-6s  peak RSS %s KiB  ok=%s\n' "$1" "$med" "$mn" "$mx" "$3" "$rss" "$oks"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
+
+# free_port: a TCP port free on 127.0.0.1 now
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: waits up to 10 s for a listener on 127.0.0.1:PORT
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened" >&2; return 1
+}
 
 # bench_start NAME: what every run needs: descriptors, the build, BENCH_TIMEOUT
 # (120 s unless set), and a scratch folder WORK with an empty RAW file

@@ -22,10 +22,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
 
-RUNS=5
-while getopts "r:" o; do
-  case $o in r) RUNS=$OPTARG ;; *) sed -n '2,18p' "$0"; exit 2 ;; esac
-done
+bench_options 5 "$@"
 
 PY=/usr/bin/python3
 PGBIN=${AIO_PG_BIN:-/usr/lib/postgresql/15/bin}

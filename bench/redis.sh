@@ -15,20 +15,12 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-# the peers live in ../shared/bench/peers of the checkout (or of the folder
-# holding the worktrees)
-if [ -z "${PEERS:-}" ]; then
-  for d in "$ROOT/.." "$ROOT/../.."; do
-    [ -d "$d/shared/bench/peers" ] && PEERS=$(cd "$d/shared/bench/peers" && pwd) && break
-  done
-fi
-PEERS=${PEERS:-$ROOT/../shared/bench/peers}
+# bench_options, run, field, stats, median, row, ratio, peers_dir
+. "$HERE/lib.sh"
+PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
 
-RUNS=3
-while getopts "r:" o; do
-  case $o in r) RUNS=$OPTARG ;; *) sed -n '2,15p' "$0"; exit 2 ;; esac
-done
+bench_options 3 "$@"
 export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 PY=/usr/bin/python3
 N=200000; C=50
@@ -63,9 +55,6 @@ rbench() {
   redis-benchmark -p "$PORT" -t set,get -n "$N" -c "$C" -d 32 -P "$1" --csv 2>/dev/null |
     awk -F'"' '/"(SET|GET)"/ {s += $4; n++} END {if (n) printf "%.0f", s / n}'
 }
-
-# run, field, stats, median, row, ratio
-. "$HERE/lib.sh"
 
 for i in $(seq "$RUNS"); do
   for pl in 1 16; do

@@ -16,14 +16,11 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-if [ -z "${PEERS:-}" ]; then   # ../shared from main, ../../shared from a worktree
-  for d in "$ROOT/../shared/bench/peers" "$ROOT/../../shared/bench/peers"; do
-    [ -d "$d" ] && PEERS=$(cd "$d" && pwd) && break
-  done
-fi
+# bench_options, peers_dir, ratio, free_port, wait_port
+. "$HERE/lib.sh"
+PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
-RUNS=3
-while getopts "r:" o; do case $o in r) RUNS=$OPTARG ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac; done
+bench_options 3 "$@"
 PY=/usr/bin/python3
 IDLE=${IDLE:-10000}
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -35,12 +32,9 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT; trap 'exit 130' INT TERM
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 start() { "$@" >>"$W/server.log" 2>&1 & PIDS+=($!); }
 record() { echo "label=$1 $2" >> "$RAW"; }
 med() { grep "^label=$1 " "$RAW" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g | awk '{v[NR]=$1} END{if(!NR){print "-";exit} m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.0f [%.0f-%.0f]\n", m, v[1], v[NR]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b }'; }
 rate() { wrk -t1 -c64 -d5s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 
 P1=$(free_port); P2=$(free_port); P3=$(free_port); P4=$(free_port); PA=$(free_port)

@@ -19,17 +19,14 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-# run, field, stats, median, row, ratio, peers_dir
+# bench_options, run, field, stats, median, row, ratio, peers_dir,
+# free_port, wait_port
 . "$HERE/lib.sh"
 PEERS=$(peers_dir "$ROOT")
 cd "$ROOT" || exit 1
 
-RUNS=5
-while getopts "r:" o; do
-  case $o in r) RUNS=$OPTARG ;; *) sed -n '2,18p' "$0"; exit 2 ;; esac
-done
-shift $((OPTIND - 1))
-WLS=${*:-"w8 idle"}
+bench_options 5 "$@"
+WLS=${ARGS[*]:-"w8 idle"}
 IDLE_N=${IDLE_N:-10000}
 PY=/usr/bin/python3
 bench_start ws || exit 1
@@ -40,12 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "port $1 never opened" >&2; return 1
-}
 
 if [[ " $WLS " == *" w8 "* ]]; then
   ND=${PEER_NODE_DIR:-$HOME/.cache/aio-peer-node}

@@ -254,16 +254,22 @@ describe("aio.pg binary results", function()
     return #t
   end
 
-  local function connect_pair(opts)
-    local bin = pg.connect(env.dsn, opts)
-    local text = pg.connect(env.dsn, {statement_cache = 0, decode_json = opts and opts.decode_json})
-    return bin, text
+  -- Runs `sql` on both connections (a SET).
+  local function on_both(bin, text, sql)
+    for _, c in ipairs({bin, text}) do c:execute(sql) end
   end
 
-  it("decode every type to the value of its text form", H.async(function()
-    local b, t = connect_pair()
-    local bin <close> = b
-    local text <close> = t
+  -- A test body run as a task with two connections: `bin` (binary
+  -- results where it can) and `text` (no statement cache: text).
+  local function with_pair(opts, body)
+    return H.async(function()
+      local bin <close> = pg.connect(env.dsn, opts)
+      local text <close> = pg.connect(env.dsn, {statement_cache = 0, decode_json = opts and opts.decode_json})
+      body(bin, text)
+    end)
+  end
+
+  it("decodes every type to the value of its text form", with_pair(nil, function(bin, text)
     local n, random = 0, 0
     for i, t in ipairs(TYPES) do
       n = n + compare(bin, text, ("SELECT i, v FROM bt%d ORDER BY i"):format(i), "binary", t[1])
@@ -285,23 +291,15 @@ describe("aio.pg binary results", function()
       bin:query_value("SELECT v FROM bt5 WHERE i = 3")))
   end))
 
-  it("decodes json to Lua values from binary as from text", H.async(function()
-    local b, t = connect_pair({decode_json = true})
-    local bin <close> = b
-    local text <close> = t
+  it("decodes json to Lua values from binary as from text", with_pair({decode_json = true}, function(bin, text)
     compare(bin, text, "SELECT i, v FROM bt16 WHERE v::text <> '1e400' ORDER BY i", "binary", "json")
     compare(bin, text, "SELECT i, v FROM bt17 WHERE v::text <> '1e400' ORDER BY i", "binary", "jsonb")
   end))
 
-  it("follows the session's time zone, in binary only when its offset is fixed", H.async(function()
-    local b, t = connect_pair()
-    local bin <close> = b
-    local text <close> = t
+  it("follows the session's time zone, in binary only when its offset is fixed", with_pair(nil, function(bin, text)
     local ts = "SELECT i, v FROM bt23 ORDER BY i"
     local arr = "SELECT ARRAY['2000-06-01 12:00+00', '1900-01-01 00:00+00']::timestamptz[] AS v"
-    local function set(zone)
-      for _, c in ipairs({bin, text}) do c:execute(("SET TimeZone = %s"):format(c:quote_literal(zone))) end
-    end
+    local function set(zone) on_both(bin, text, "SET TimeZone = " .. bin:quote_literal(zone)) end
     for _, zone in ipairs(FIXED) do
       set(zone)
       compare(bin, text, ts, "binary", zone)
@@ -312,9 +310,9 @@ describe("aio.pg binary results", function()
       compare(bin, text, ts, "text", zone)
     end
     -- SET TIME ZONE with a number or an interval: POSIX zones of its own
-    for _, c in ipairs({bin, text}) do c:execute("SET TIME ZONE -7") end
+    on_both(bin, text, "SET TIME ZONE -7")
     compare(bin, text, ts, "binary", "SET TIME ZONE -7")
-    for _, c in ipairs({bin, text}) do c:execute("SET TIME ZONE INTERVAL '+05:45' HOUR TO MINUTE") end
+    on_both(bin, text, "SET TIME ZONE INTERVAL '+05:45' HOUR TO MINUTE")
     compare(bin, text, ts, "binary", "SET TIME ZONE INTERVAL '+05:45'")
     -- types without a time zone do not depend on it
     set("America/St_Johns")
@@ -322,13 +320,8 @@ describe("aio.pg binary results", function()
     compare(bin, text, "SELECT i, v FROM bt19 ORDER BY i", "binary", "date")
   end))
 
-  it("uses text when the date style is not ISO", H.async(function()
-    local b, t = connect_pair()
-    local bin <close> = b
-    local text <close> = t
-    local function set(style)
-      for _, c in ipairs({bin, text}) do c:execute("SET DateStyle = " .. c:quote_literal(style)) end
-    end
+  it("uses text when the date style is not ISO", with_pair(nil, function(bin, text)
+    local function set(style) on_both(bin, text, "SET DateStyle = " .. bin:quote_literal(style)) end
     set("ISO, DMY")
     compare(bin, text, "SELECT i, v FROM bt19 ORDER BY i", "binary", "ISO, DMY")
     for _, style in ipairs({"SQL, DMY", "German", "Postgres, MDY"}) do
@@ -341,10 +334,7 @@ describe("aio.pg binary results", function()
     end
   end))
 
-  it("uses text for a statement with a column it cannot decode from binary", H.async(function()
-    local b, t = connect_pair()
-    local bin <close> = b
-    local text <close> = t
+  it("uses text for a statement with a column it cannot decode from binary", with_pair(nil, function(bin, text)
     compare(bin, text, "SELECT i, v, v::text::interval AS iv FROM (SELECT i, '1 day' AS v FROM bt1) s ORDER BY i",
       "text", "interval")
     compare(bin, text, "SELECT '(1,2)'::point AS p, 42 AS n", "text", "point")

@@ -395,6 +395,18 @@ static int result_format (PgConn *c, const PgStmt *s) {
 }
 
 
+/* The operation's query was sent: its rows (query()) come one by one
+** (libpq's single-row mode), decoded as they come. Returns 0. */
+static int sent (PgConn *c) {
+  PgOp *op = &c->op;
+  if (op->kind == OP_QUERY && op->mode == PM_ROWS)
+    op->single = (uint8_t)PQsetSingleRowMode(c->pg);
+  op->phase = PH_FLUSH;
+  op->next = PH_RESULTS;
+  return 0;
+}
+
+
 /* Binds the parameters (3..) to statement `s` (at op.stmtidx) and sends
 ** Bind/Execute. Returns 0, -1 (lost) or -2 (error pushed). */
 static int send_execute (lua_State *L, PgConn *c, PgStmt *s) {
@@ -419,11 +431,7 @@ static int send_execute (lua_State *L, PgConn *c, PgStmt *s) {
   }
   lua_settop(L, op->stmtidx);
   if (s->dirty) c->dirty = 1;
-  if (op->kind == OP_QUERY && op->mode == PM_ROWS)
-    op->single = (uint8_t)PQsetSingleRowMode(c->pg);
-  op->phase = PH_FLUSH;
-  op->next = PH_RESULTS;
-  return 0;
+  return sent(c);
 }
 
 
@@ -501,16 +509,11 @@ static int prepared (lua_State *L, PgConn *c) {
 /* Sends the SQL at 2 through the simple protocol (several statements
 ** allowed, no parameters, results in text format). */
 static int send_simple (lua_State *L, PgConn *c) {
-  PgOp *op = &c->op;
   size_t len;
   const char *sql = lua_tolstring(L, 2, &len);
   if (pg__scan_dirty(sql, len)) c->dirty = 1;
   if (!PQsendQuery(c->pg, sql)) return send_failed(L, c);
-  if (op->kind == OP_QUERY && op->mode == PM_ROWS)
-    op->single = (uint8_t)PQsetSingleRowMode(c->pg);
-  op->phase = PH_FLUSH;
-  op->next = PH_RESULTS;
-  return 0;
+  return sent(c);
 }
 
 

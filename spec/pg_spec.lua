@@ -290,7 +290,21 @@ describe("aio.pg", function()
       local last = conn:query("SELECT 1 AS a; SELECT 2 AS b, 3 AS c")
       assert.are.same({"b", "c"}, last.columns)
       assert.are.same({b = 2, c = 3}, last[1])
+      -- again: remembered as several statements, sent the simple way
+      assert.are.same({b = 2, c = 3}, conn:query("SELECT 1 AS a; SELECT 2 AS b, 3 AS c")[1])
+      assert.are.equal("text", conn._c:result_format("SELECT 1 AS a; SELECT 2 AS b, 3 AS c"))
       assert.are.equal(0, #conn:query(""))
+      -- a syntax error raises once, as it is (not retried into another)
+      local ok, err = pcall(conn.query, conn, "SELEC 1")
+      assert.is_false(ok)
+      assert.are.equal("42601", err.sqlstate)
+      assert.are.equal(1, err.position)
+      -- in a transaction, SQL not prepared yet goes the simple way: several
+      -- statements do not abort it
+      local tx <close> = conn:transaction()
+      assert.are.same({d = 4}, conn:query("SELECT 3 AS c; SELECT 4 AS d")[1])
+      assert.are.equal(9, conn:query_value("SELECT max(id) FROM t"))
+      tx:commit()
     end))
 
     it("returns 100,000 rows", H.async(function()

@@ -52,6 +52,7 @@ build = {
         "src/core/task.c",
         "src/core/task_object.c",
         "src/core/timer.c",
+        "src/db/pg_binary.c",
         "src/db/pg_conn.c",
         "src/db/pg_copy.c",
         "src/db/pg_query.c",

@@ -2,22 +2,34 @@
 http_server.lua: a small REST API with aio.http.App: routes with
 parameters, JSON in and out, a middleware that logs and times every
 request, static files, a server-sent-events endpoint streamed with
-req:respond, and a graceful shutdown on SIGTERM (requests in flight
-finish, for up to 5 s).
+req:respond, database endpoints that query PostgreSQL through an
+aio.pg pool shared by every request, and a graceful shutdown on SIGTERM
+(requests in flight finish, for up to 5 s).
 
-Usage: lua5.4 examples/http_server.lua [PORT] [--self-test]
+Usage: lua5.4 examples/http_server.lua [PORT] [--db=DSN] [--self-test]
   PORT         port to listen on (default 8080; 0: any free port)
+  --db=DSN     the PostgreSQL database of the /db endpoints (a libpq
+               connection string or URI, postgresql://user@host:5432/db);
+               default: $DATABASE_URL. Without one, /db answers 503.
   --self-test  call the endpoints with aio's client, then send SIGTERM to
                this process and let the server shut down
 Then try: curl localhost:8080/items, curl -d '{"name":"pen"}' localhost:8080/items,
-curl -N localhost:8080/events, or open http://localhost:8080/static/ .
+curl -N localhost:8080/events, curl 'localhost:8080/db/squares?upto=5',
+or open http://localhost:8080/static/ .
 ]]
 package.path = (arg[0]:match("^(.*/)") or "./") .. "?.lua;" .. package.path
 local aio = require "aio"
 
-local port = tonumber(arg[1]) or 8080
-local self_test = arg[2] == "--self-test" or arg[1] == "--self-test"
-if arg[1] == "--self-test" then port = 0 end
+local port, self_test, dsn = nil, false, os.getenv("DATABASE_URL")
+for _, a in ipairs(arg) do
+  if a == "--self-test" then self_test = true
+  elseif a:match("^%-%-db=") then dsn = a:sub(6)
+  elseif not port and math.tointeger(tonumber(a)) then port = math.tointeger(tonumber(a))
+  else io.stderr:write("usage: lua5.4 examples/http_server.lua [PORT] [--db=DSN] [--self-test]\n") os.exit(2)
+  end
+end
+port = port or (self_test and 0 or 8080)
+if dsn == "" then dsn = nil end
 local here = arg[0]:match("^(.*/)") or "./"
 
 -- the data: items by id
@@ -83,9 +95,39 @@ end)
 
 app:static("/static", here .. "support/www")
 
+-- the database: one pool of connections for every request (opened in
+-- aio.run below); without a DSN the /db endpoints say so
+local pool
+local NO_DB = { status = 503, json = { error = "no database configured: "
+  .. "start with --db=DSN or set DATABASE_URL" } }
+
+-- squares computed by PostgreSQL: /db/squares?upto=N (N from 1 to 1000),
+-- the parameter bound ($1), never spliced into the SQL
+app:get("/db/squares", function(req)
+  if not pool then return NO_DB end
+  local upto = math.tointeger(tonumber(req.query.upto or "10"))
+  if not upto or upto < 1 or upto > 1000 then
+    return { status = 422, json = { error = "upto must be an integer from 1 to 1000" } }
+  end
+  local rows = pool:query("SELECT n, n * n AS square FROM generate_series(1, $1::int) n", upto)
+  local list = {}
+  for i, r in ipairs(rows) do list[i] = { n = r.n, square = r.square } end
+  return { json = list }
+end)
+
+-- the server's clock and version, and how busy the pool is
+app:get("/db/status", function()
+  if not pool then return NO_DB end
+  local row = pool:query_one("SELECT now()::text AS now, current_setting('server_version') AS version")
+  return { json = { now = row.now, version = row.version, pool = pool:stats() } }
+end)
+
 aio.run(function()
+  local db <close> = dsn and aio.pg.Pool{ dsn = dsn, max = 10 }
+  pool = db
   local server <close> = aio.http.listen(app, { port = port })
   print("listening on " .. server.url)
+  print(pool and "database: a pool of up to 10 connections" or "database: none configured")
   aio.signal("SIGTERM", function()
     print("SIGTERM: finishing the requests in flight")
     server:close(5)
@@ -110,6 +152,21 @@ aio.run(function()
         for _ in chunk:gmatch("data: tick") do n = n + 1 end
       end
       print("events received: " .. n)
+      local squares = aio.http.get(base .. "/db/squares?upto=4")
+      print("db squares: " .. squares.status .. " " .. squares.body)
+      if pool then
+        print("db bad upto: " .. aio.http.get(base .. "/db/squares?upto=x").status)
+        local status = aio.http.get(base .. "/db/status")
+        print("db status: " .. status.status .. " " .. status.body)
+        -- 20 requests at once share the pool's connections
+        local many = {}
+        for i = 1, 20 do
+          many[i] = function() return aio.http.get(base .. "/db/squares?upto=" .. i).status end
+        end
+        local ok = 0
+        for _, code in ipairs(aio.gather(many)) do if code == 200 then ok = ok + 1 end end
+        print(("db concurrent: %d of 20 answered 200"):format(ok))
+      end
       -- a request in flight while SIGTERM arrives still gets its answer
       local slow = aio.spawn(aio.http.get, base .. "/events")
       aio.sleep(0.05)

@@ -290,7 +290,21 @@ describe("aio.pg", function()
       local last = conn:query("SELECT 1 AS a; SELECT 2 AS b, 3 AS c")
       assert.are.same({"b", "c"}, last.columns)
       assert.are.same({b = 2, c = 3}, last[1])
+      -- again: remembered as several statements, sent the simple way
+      assert.are.same({b = 2, c = 3}, conn:query("SELECT 1 AS a; SELECT 2 AS b, 3 AS c")[1])
+      assert.are.equal("text", conn._c:result_format("SELECT 1 AS a; SELECT 2 AS b, 3 AS c"))
       assert.are.equal(0, #conn:query(""))
+      -- a syntax error raises once, as it is (not retried into another)
+      local ok, err = pcall(conn.query, conn, "SELEC 1")
+      assert.is_false(ok)
+      assert.are.equal("42601", err.sqlstate)
+      assert.are.equal(1, err.position)
+      -- in a transaction, SQL not prepared yet goes the simple way: several
+      -- statements do not abort it
+      local tx <close> = conn:transaction()
+      assert.are.same({d = 4}, conn:query("SELECT 3 AS c; SELECT 4 AS d")[1])
+      assert.are.equal(9, conn:query_value("SELECT max(id) FROM t"))
+      tx:commit()
     end))
 
     it("returns 100,000 rows", H.async(function()
@@ -377,17 +391,21 @@ describe("aio.pg", function()
     it("prepares a statement once per connection", H.async(function()
       local conn <close> = connect()
       for i = 1, 5 do assert.are.equal(i + 1, conn:query_value("SELECT $1::int + 1", i)) end
-      assert.are.equal(1, conn:query_value("SELECT count(*) FROM pg_prepared_statements"))
+      assert.are.equal(1, conn:query_value(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 1'"))
     end))
 
     it("keeps at most statement_cache statements, least recently used out", H.async(function()
-      local conn <close> = connect({statement_cache = 2})
+      local conn <close> = connect({statement_cache = 3})
       conn:query_value("SELECT $1::int + 1", 1)
       conn:query_value("SELECT $1::int + 2", 1)
       conn:query_value("SELECT $1::int + 1", 1)                 -- used again
-      conn:query_value("SELECT $1::int + 3", 1)                 -- + 2 goes
-      conn:query_value("SELECT $1::int + 4", 1)                 -- + 1 goes
-      local names = conn:query("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+      conn:query_value("SELECT $1::int + 3", 1)
+      conn:query_value("SELECT $1::int + 4", 1)                 -- + 2 goes
+      -- this query is prepared too: + 1 goes
+      local names = conn:query("SELECT statement FROM pg_prepared_statements "
+        .. "WHERE statement LIKE 'SELECT $1::int%' ORDER BY statement")
+      assert.are.equal(3, conn:query_value("SELECT count(*) FROM pg_prepared_statements"))
       assert.are.equal(2, #names)
       assert.are.equal("SELECT $1::int + 3", names[1].statement)
       assert.are.equal("SELECT $1::int + 4", names[2].statement)

@@ -20,6 +20,7 @@
 
 #define PG_CONN_MT "aio.pg.Conn"
 #define PG_STMT_MT "aio.pg.Statement"
+#define PG_ROWS_MT "aio.pg.Rows"      /* the state of a decoding */
 
 /* User values of a connection object (its IoRef). */
 #define PG_UV_STMTS 1    /* sql -> PgStmt userdata: the statement cache */
@@ -31,7 +32,8 @@ enum {
   PG_BOOL = 16, PG_BYTEA = 17, PG_CHAR = 18, PG_NAME = 19, PG_INT8 = 20,
   PG_INT2 = 21, PG_INT4 = 23, PG_TEXT = 25, PG_OID = 26, PG_JSON = 114,
   PG_FLOAT4 = 700, PG_FLOAT8 = 701, PG_BPCHAR = 1042, PG_VARCHAR = 1043,
-  PG_NUMERIC = 1700, PG_JSONB = 3802
+  PG_DATE = 1082, PG_TIME = 1083, PG_TIMESTAMP = 1114, PG_TIMESTAMPTZ = 1184,
+  PG_TIMETZ = 1266, PG_NUMERIC = 1700, PG_UUID = 2950, PG_JSONB = 3802
 };
 
 /* How a value of a column (or an array element) is decoded. */
@@ -44,6 +46,38 @@ typedef enum PgKind {
   PK_JSON,         /* json/jsonb -> string, or decoded (decode_json) */
   PK_ARRAY         /* an array of one of these -> a Lua array */
 } PgKind;
+
+/* How a value in binary format is decoded (pg_binary.c): into the Lua
+** value its text form decodes to. */
+typedef enum PgBin {
+  PB_NONE,         /* no binary decoder */
+  PB_INT2, PB_INT4, PB_INT8, PB_OID,   /* -> integer */
+  PB_FLOAT4, PB_FLOAT8,                /* -> float */
+  PB_BOOL,         /* -> boolean */
+  PB_BYTEA,        /* -> raw bytes */
+  PB_JSON, PB_JSONB,                   /* -> string (or decoded) */
+  PB_ARRAY,        /* -> a Lua array */
+  /* the rest decode to their text form, rendered from the binary */
+  PB_TEXT,         /* text, varchar, name, bpchar: the same bytes */
+  PB_NUMERIC, PB_CHAR, PB_UUID,
+  PB_DATE, PB_TIME, PB_TIMETZ, PB_TIMESTAMP, PB_TIMESTAMPTZ
+} PgBin;
+
+#define pg_bin_is_text(b) ((b) >= PB_TEXT)
+
+/* Result formats of a prepared statement (PgStmt.fmt). */
+typedef enum PgFormat {
+  PF_TEXT,         /* text: some column has no binary decoder */
+  PF_BINARY,       /* binary */
+  PF_BINARY_DT,    /* binary while pg__datetime_ok (date/time columns) */
+  PF_BINARY_TZ     /* binary while pg__datetime_ok with a fixed time zone
+                   ** (timestamptz columns) */
+} PgFormat;
+
+#define PG_BIN_TMP 64    /* bytes for the text of a binary value */
+
+/* pg__rows_gc: rows were added, a batch begins, a batch ended. */
+enum { PG_GC_PAUSE, PG_GC_BATCH, PG_GC_BATCH_END };
 
 /* Connection states (PgConn.state). */
 typedef enum PgState {
@@ -97,6 +131,9 @@ typedef struct PgStmt {
   int nparams;
   uint8_t dirty;         /* its text calls functions that change the
                          ** session (advisory locks, set_config) */
+  uint8_t fmt;           /* the format of its results (PgFormat) */
+  uint8_t simple;        /* not a statement: several statements without
+                         ** parameters, sent through the simple protocol */
   char name[24];
   Oid types[1];          /* nparams parameter types (at least one slot) */
 } PgStmt;
@@ -115,6 +152,7 @@ typedef struct PgOp {
   uint8_t copy_misuse;   /* a COPY ran through query(): raise afterwards */
   uint8_t woke;          /* resumed by the socket: read it */
   uint8_t putting;       /* COPY IN: 1 data, 2 the end, not queued yet */
+  uint8_t simple;        /* send through the simple protocol */
   uint8_t single;        /* rows come one by one (libpq's single-row
                          ** mode) and are decoded as they come */
   uint8_t rows_done;     /* the statement of the rows at rowsidx ended */
@@ -149,6 +187,8 @@ typedef struct PgConn {
                          ** advisory locks, ...): a pool resets it */
   uint8_t need_cancel;   /* abandoned with the server still working */
   uint8_t decode_json;   /* decode json/jsonb results with cjson */
+  int tzwest;            /* the session's time zone in seconds west of UTC,
+                         ** as of the last pg__datetime_ok */
   Task *owner;           /* the task holding the turn (NULL: none) */
   Link turnq;            /* tasks waiting for the turn */
   unsigned nlisten;      /* tasks waiting for notifications */
@@ -205,14 +245,19 @@ int pg__m_query_value (lua_State *L);
 int pg__m_execute (lua_State *L);
 int pg__m_command (lua_State *L);
 int pg__m_drain (lua_State *L);
+int pg__m_result_format (lua_State *L);
 int pg__finish (lua_State *L, PgConn *c);
 
 /* pg_value.c */
 PgKind pg__kind (Oid type, Oid *elem);
 int pg__decode (lua_State *L, PgConn *c, PGresult *r, int mode);
-int pg__rows_begin (lua_State *L, const PGresult *r);
-void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows);
+int pg__rows_begin (lua_State *L, const PGresult *r, int nt);
+void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows,
+                   int max);
+void pg__rows_gc (lua_State *L, int rows, int what);
 void pg__rows_end (lua_State *L, int rows, lua_Integer count);
+extern const AioClass pg__rows_class;
+void pg__push_json (lua_State *L, PgConn *c, const char *s, size_t len);
 lua_Integer pg__affected (const PGresult *r);
 int pg__encode_params (lua_State *L, PgConn *c, int first, int n,
                        const PgStmt *s);
@@ -220,6 +265,15 @@ lua_Integer pg__encode_copy_rows (lua_State *L, PgConn *c, int tidx,
                                   lua_Integer from, lua_Integer to,
                                   int ncols);
 void pg__open_json (lua_State *L);
+
+/* pg_binary.c */
+int pg__bin_kind (Oid type, int *elem);
+int pg__result_format (const PGresult *d);
+int pg__datetime_ok (PgConn *c, int tz);
+const char *pg__bin_text (PgConn *c, int b, const char *s, int len,
+                          char *tmp, size_t *n);
+void pg__push_bin (lua_State *L, PgConn *c, int b, int eb, const char *s,
+                   int len);
 
 
 /* pg_copy.c */

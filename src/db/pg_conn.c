@@ -674,6 +674,7 @@ static const luaL_Reg conn_methods[] = {
   {"pid", conn_pid},
   {"server_version", conn_server_version},
   {"parameter", conn_parameter},
+  {"result_format", pg__m_result_format},
   {"escape_identifier", conn_escape_identifier},
   {"escape_literal", conn_escape_literal},
   {"closed", conn_closed},
@@ -702,6 +703,8 @@ static const luaL_Reg pg_funcs[] = {
 ** connection class's methods, for the Lua layer to call directly)}. */
 static void open_pg (lua_State *L) {
   int core = lua_gettop(L);
+  aio__class_open(L, core - 1, &pg__rows_class);
+  lua_pop(L, 1);
   aio__class_open(L, core - 1, &conn_class);         /* mt */
   lua_newtable(L);                                   /* mt pg */
   lua_getfield(L, -2, "__index");

@@ -6,6 +6,7 @@
 ** See LICENSE
 */
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,17 +157,8 @@ static int copy_out_skip (PGconn *pg) {
 }
 
 
-/*
-** Reads the results of the operation without blocking (after reading the
-** socket when `read`). Keeps the last result that is not an error in
-** op.res and the first error in op.err (or drops everything while
-** draining). Rows that come one by one (op.single) are decoded at once
-** into the rows table at op.rowsidx (a later statement's rows, in a
-** query of several, replace an earlier one's). Returns 1 when the connection is idle again, 0 if more input
-** must come, 2 when a COPY the operation asked for started (its result in
-** op.res), -1 if the connection failed.
-*/
-int pg__collect (lua_State *L, PgConn *c, int read) {
+/* pg__collect, the collector left running (see there). */
+static int collect (lua_State *L, PgConn *c, int read) {
   PGconn *pg = c->pg;
   PgOp *op = &c->op;
   int discard = op->phase == PH_DRAIN, nulls = 0;
@@ -234,10 +226,11 @@ int pg__collect (lua_State *L, PgConn *c, int read) {
     if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
       if (!discard && op->err == NULL) {
         if (op->rowsidx == 0) {
-          op->rowsidx = pg__rows_begin(L, r);
+          op->rowsidx = pg__rows_begin(L, r, 0);
           op->rows_done = 0;
         }
-        pg__rows_add(L, c, r, op->rowsidx);
+        pg__rows_add(L, c, r, op->rowsidx, INT_MAX);
+        pg__rows_gc(L, op->rowsidx, PG_GC_PAUSE);
       }
       PQclear(r);
       continue;
@@ -250,6 +243,27 @@ int pg__collect (lua_State *L, PgConn *c, int read) {
       op->res = r;
     }
   }
+}
+
+
+/*
+** Reads the results of the operation without blocking (after reading the
+** socket when `read`). Keeps the last result that is not an error in
+** op.res and the first error in op.err (or drops everything while
+** draining). Rows that come one by one (op.single) are decoded at once
+** into the rows table at op.rowsidx (a later statement's rows, in a
+** query of several, replace an earlier one's); the garbage collector
+** may be paused meanwhile (see pg__rows_gc).
+** Returns 1 when the connection is idle again, 0 if more input must
+** come, 2 when a COPY the operation asked for started (its result in
+** op.res), -1 if the connection failed.
+*/
+int pg__collect (lua_State *L, PgConn *c, int read) {
+  int rc;
+  if (c->op.rowsidx != 0) pg__rows_gc(L, c->op.rowsidx, PG_GC_BATCH);
+  rc = collect(L, c, read);
+  if (c->op.rowsidx != 0) pg__rows_gc(L, c->op.rowsidx, PG_GC_BATCH_END);
+  return rc;
 }
 
 
@@ -307,6 +321,7 @@ static int fatal (const PGresult *r) {
 
 /* Queues the server-side name of a statement that left the cache. */
 static void dealloc_later (PgConn *c, const PgStmt *s) {
+  if (s->simple) return;               /* nothing on the server */
   aio__buf_append(&c->dealloc, s->name, strlen(s->name) + 1);
 }
 
@@ -367,6 +382,31 @@ static int send_failed (lua_State *L, PgConn *c) {
 }
 
 
+/*
+** The format to ask statement `s`'s results in: binary when every column
+** decodes from it to the value its text form gives (see pg_binary.c),
+** except for a statement that may change the session's settings while
+** it runs (set_config): its date/time values could change form midway.
+*/
+static int result_format (PgConn *c, const PgStmt *s) {
+  if (s->dirty) return 0;
+  return s->fmt == PF_BINARY || (s->fmt >= PF_BINARY_DT &&
+                                 pg__datetime_ok(c, s->fmt == PF_BINARY_TZ));
+}
+
+
+/* The operation's query was sent: its rows (query()) come one by one
+** (libpq's single-row mode), decoded as they come. Returns 0. */
+static int sent (PgConn *c) {
+  PgOp *op = &c->op;
+  if (op->kind == OP_QUERY && op->mode == PM_ROWS)
+    op->single = (uint8_t)PQsetSingleRowMode(c->pg);
+  op->phase = PH_FLUSH;
+  op->next = PH_RESULTS;
+  return 0;
+}
+
+
 /* Binds the parameters (3..) to statement `s` (at op.stmtidx) and sends
 ** Bind/Execute. Returns 0, -1 (lost) or -2 (error pushed). */
 static int send_execute (lua_State *L, PgConn *c, PgStmt *s) {
@@ -385,17 +425,13 @@ static int send_execute (lua_State *L, PgConn *c, PgStmt *s) {
     return -2;
   }
   if (!PQsendQueryPrepared(c->pg, s->name, op->nparams, c->pvals, c->plens,
-                           c->pfmts, 0)) {
+                           c->pfmts, result_format(c, s))) {
     lua_settop(L, op->stmtidx);
     return send_failed(L, c);
   }
   lua_settop(L, op->stmtidx);
   if (s->dirty) c->dirty = 1;
-  if (op->kind == OP_QUERY && op->mode == PM_ROWS)
-    op->single = (uint8_t)PQsetSingleRowMode(c->pg);
-  op->phase = PH_FLUSH;
-  op->next = PH_RESULTS;
-  return 0;
+  return sent(c);
 }
 
 
@@ -454,6 +490,8 @@ static int prepared (lua_State *L, PgConn *c) {
   memcpy(s->name, op->name, sizeof s->name);
   s->used = ++c->tick;
   s->dirty = (uint8_t)pg__scan_dirty(sql, len);
+  s->fmt = (uint8_t)pg__result_format(d);
+  s->simple = 0;
   pg__op_clear(c);
   if (c->maxstmts > 0) {
     if (c->nstmts >= c->maxstmts) cache_evict(L, c);   /* a race lost */
@@ -468,32 +506,62 @@ static int prepared (lua_State *L, PgConn *c) {
 }
 
 
-/* Sends the operation's query: the simple protocol without parameters
-** (several statements allowed), else through the statement cache. */
-static int op_send (lua_State *L, PgConn *c) {
-  PgOp *op = &c->op;
+/* Sends the SQL at 2 through the simple protocol (several statements
+** allowed, no parameters, results in text format). */
+static int send_simple (lua_State *L, PgConn *c) {
   size_t len;
   const char *sql = lua_tolstring(L, 2, &len);
-  if (op->nparams == 0) {
-    if (pg__scan_dirty(sql, len)) c->dirty = 1;
-    if (!PQsendQuery(c->pg, sql)) return send_failed(L, c);
-    if (op->kind == OP_QUERY && op->mode == PM_ROWS)
-      op->single = (uint8_t)PQsetSingleRowMode(c->pg);
-    op->phase = PH_FLUSH;
-    op->next = PH_RESULTS;
-    return 0;
-  }
+  if (pg__scan_dirty(sql, len)) c->dirty = 1;
+  if (!PQsendQuery(c->pg, sql)) return send_failed(L, c);
+  return sent(c);
+}
+
+
+/*
+** Sends the operation's query through the statement cache; without
+** parameters, through the simple protocol instead when there is no
+** cache, for execute() and command(), for SQL known to hold several
+** statements, and for SQL not prepared yet inside a transaction (where
+** preparing it would abort the transaction if it held several).
+*/
+static int op_send (lua_State *L, PgConn *c) {
+  PgOp *op = &c->op;
+  int rows = op->kind == OP_QUERY && op->mode <= PM_VALUE;
+  if (op->nparams == 0 && (op->simple || c->maxstmts == 0 || !rows))
+    return send_simple(L, c);
   lua_getiuservalue(L, 1, PG_UV_STMTS);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     PgStmt *s = (PgStmt *)lua_touserdata(L, -1);
     lua_remove(L, -2);
-    op->stmtidx = lua_gettop(L);
     s->used = ++c->tick;
+    if (s->simple && op->nparams == 0) {
+      lua_pop(L, 1);
+      return send_simple(L, c);
+    }
+    op->stmtidx = lua_gettop(L);
     return send_execute(L, c, s);
   }
   lua_pop(L, 2);
+  if (op->nparams == 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    return send_simple(L, c);
   return send_prepare(L, c);
+}
+
+
+/* Caches the SQL at 2 as several statements: the simple protocol's. */
+static void cache_simple (lua_State *L, PgConn *c) {
+  PgStmt *s;
+  if (c->nstmts >= c->maxstmts) cache_evict(L, c);
+  lua_getiuservalue(L, 1, PG_UV_STMTS);
+  lua_pushvalue(L, 2);
+  s = (PgStmt *)lua_newuserdatauv(L, sizeof(PgStmt), 0);
+  memset(s, 0, sizeof *s);
+  s->simple = 1;
+  s->used = ++c->tick;
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  c->nstmts++;
 }
 
 
@@ -522,6 +590,20 @@ int pg__finish (lua_State *L, PgConn *c) {
   PGresult *err = op->err;
   int lost = PQstatus(c->pg) == CONNECTION_BAD || (err && fatal(err));
   int n;
+  if (err != NULL && !lost && op->phase == PH_PREPARED &&
+      op->nparams == 0) {
+    /* SQL without parameters that does not prepare: several statements
+    ** (or a syntax error, which the simple protocol reports again) */
+    const char *state = PQresultErrorField(err, PG_DIAG_SQLSTATE);
+    if (state != NULL && strcmp(state, "42601") == 0) {
+      pg__op_clear(c);
+      lua_settop(L, 2);
+      cache_simple(L, c);
+      op->simple = 1;
+      op->phase = PH_START;
+      return pg__op_run(L, c);
+    }
+  }
   if (err != NULL && !lost && op->stmtidx != 0) {
     const char *state = PQresultErrorField(err, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY);
@@ -719,4 +801,24 @@ int pg__m_drain (lua_State *L) {
   PgConn *c = pg__self(L);
   lua_settop(L, 1);
   return pg__begin(L, c, OP_DRAIN, PM_TAG, "drain");
+}
+
+
+/* conn:result_format(sql) -> "binary" or "text": the format the results
+** of `sql`, prepared and cached, are asked for now; nil if it is not in
+** the cache. For the specs. */
+int pg__m_result_format (lua_State *L) {
+  PgConn *c = pg__self(L);
+  PgStmt *s;
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, PG_UV_STMTS);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, -2) != LUA_TUSERDATA) {
+    lua_pushnil(L);
+    return 1;
+  }
+  s = (PgStmt *)lua_touserdata(L, -1);
+  lua_pushstring(L, !s->simple && result_format(c, s) ? "binary" : "text");
+  return 1;
 }

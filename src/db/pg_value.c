@@ -6,6 +6,7 @@
 ** See LICENSE
 */
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,7 +190,7 @@ static void push_bytea (lua_State *L, PgConn *c, const char *s, size_t len) {
 
 
 /* Pushes json text, decoded with cjson.decode when the connection asks. */
-static void push_json (lua_State *L, PgConn *c, const char *s, size_t len) {
+void pg__push_json (lua_State *L, PgConn *c, const char *s, size_t len) {
   if (!c->decode_json ||
       lua_rawgetp(L, LUA_REGISTRYINDEX, &json_decode_key) != LUA_TFUNCTION) {
     if (c->decode_json) lua_pop(L, 1);
@@ -213,7 +214,7 @@ static void push_scalar (lua_State *L, PgConn *c, int kind, const char *s,
     case PK_FLOAT: push_float(L, s, len); break;
     case PK_BOOL: lua_pushboolean(L, s[0] == 't'); break;
     case PK_BYTEA: push_bytea(L, c, s, len); break;
-    case PK_JSON: push_json(L, c, s, len); break;
+    case PK_JSON: pg__push_json(L, c, s, len); break;
     default: lua_pushlstring(L, s, len); break;
   }
 }
@@ -325,94 +326,153 @@ static void push_array (lua_State *L, PgConn *c, const char *s, size_t len,
 }
 
 
-/* The decoding of one column, and the last text value decoded in it:
-** a value equal to the one above it is the same Lua string, without
-** hashing it again (repeated values are common in a column). */
+/*
+** The decoding of one column (text or binary format), and what it keeps
+** of the last value in it that decoded to a string (the string is in a
+** stack slot, see RowsState): a value with the same bytes as the one
+** above it is the same Lua string, neither rendered nor hashed again
+** (repeated values are common in a column). Rows may come in results of
+** their own (single-row mode), so the bytes compared are the string's
+** own, or for a string rendered from a binary value, a copy of the value
+** (when it is short).
+*/
 typedef struct Column {
-  uint8_t kind, ekind;
-  const char *last;      /* bytes of the Lua string in its `last` slot */
-  size_t lastlen;
+  uint8_t kind, ekind;   /* in text format: PgKind (elements: ekind) */
+  uint8_t bin, ebin;     /* in binary format: PgBin (elements: ebin);
+                         ** PB_NONE for a column in text format */
+  int rawlen;            /* bytes in raw, or -1: nothing to compare */
+  const char *raw;       /* the bytes of the last value: its string's, or
+                         ** rawcopy */
+  unsigned tries, hits;  /* values compared, found the same: a column
+                         ** where few are stops comparing */
+  char rawcopy[16];
 } Column;
 
 /*
-** What a result being decoded keeps, in a userdata on the stack right
-** above the rows table; then the column names, then the last text value
-** of each column (see Column):
+** What a result being decoded keeps, in a userdata (class aio.pg.Rows)
+** on the stack right above the rows table; then the column names, then
+** the last string of each column (see Column):
 **   rows, state, name_1 .. name_nf, last_1 .. last_nf
+** The state is a to-be-closed slot: an error while the collector is
+** paused (see pg__rows_gc) restarts it as the stack unwinds.
 */
 typedef struct RowsState {
   int nf;
+  uint8_t paused;        /* this decoding stopped the garbage collector */
+  uint8_t nopause;       /* do not stop it again */
+  int base;              /* KiB in use when it stopped it */
+  int mark;              /* KiB in use as the current batch began */
+  int own;               /* KiB the batches allocated since it stopped */
   lua_Integer n;         /* rows so far */
   Column col[1];         /* nf of them */
 } RowsState;
+
+/* Rows decoded before a result counts as large (see pg__rows_gc). */
+#define LARGE_RESULT 256
 
 
 static void col_kinds (const PGresult *r, int nf, Column *k) {
   int j;
   for (j = 0; j < nf; j++) {
-    Oid elem = 0;
-    k[j].kind = (uint8_t)pg__kind(PQftype(r, j), &elem);
+    Oid type = PQftype(r, j), elem = 0;
+    int ebin = PB_NONE;
+    k[j].kind = (uint8_t)pg__kind(type, &elem);
     k[j].ekind = k[j].kind == PK_ARRAY ? (uint8_t)pg__kind(elem, &elem) : 0;
     if (k[j].ekind == PK_ARRAY) k[j].ekind = PK_TEXT;
-    k[j].last = NULL;
-    k[j].lastlen = 0;
+    k[j].bin = k[j].ebin = PB_NONE;
+    if (PQfformat(r, j) == 1) {
+      /* binary is only asked for when every column has a decoder (see
+      ** pg__result_format); anything else would be its raw bytes */
+      k[j].bin = (uint8_t)pg__bin_kind(type, &ebin);
+      k[j].ebin = (uint8_t)ebin;
+      if (k[j].bin == PB_NONE) k[j].bin = PB_BYTEA;
+    }
+    k[j].raw = NULL;
+    k[j].rawlen = -1;
+    k[j].tries = k[j].hits = 0;
+  }
+}
+
+
+/* Pushes value `s` (`len` bytes) of column `k` that decodes to its text
+** form: the string at `last` (the column's last one) if the bytes are
+** the same, else a new one, which becomes the last. `last` 0: none. */
+static void push_text_form (lua_State *L, PgConn *c, const char *s, int len,
+                            Column *k, int last) {
+  int same = k->bin == PB_NONE || k->bin == PB_TEXT;  /* bytes = text */
+  if (last != 0) {
+    if (++k->tries > 64 && k->hits < k->tries / 8) last = 0;  /* give up */
+    else if (len == k->rawlen && memcmp(s, k->raw, (size_t)len) == 0) {
+      k->hits++;
+      lua_pushvalue(L, last);
+      return;
+    }
+  }
+  if (same) lua_pushlstring(L, s, (size_t)len);
+  else {
+    char tmp[PG_BIN_TMP];
+    size_t n;
+    const char *t = pg__bin_text(c, k->bin, s, len, tmp, &n);
+    if (t == NULL) {
+      pg__push_bin(L, c, k->bin, k->ebin, s, len);  /* raises */
+      return;
+    }
+    lua_pushlstring(L, t, n);
+  }
+  if (last != 0) {
+    lua_pushvalue(L, -1);
+    lua_replace(L, last);
+    if (same) {
+      k->raw = lua_tostring(L, last);
+      k->rawlen = len;
+    }
+    else if ((size_t)len <= sizeof k->rawcopy) {
+      memcpy(k->rawcopy, s, (size_t)len);
+      k->raw = k->rawcopy;
+      k->rawlen = len;
+    }
+    else k->rawlen = -1;
   }
 }
 
 
 /* Pushes value `s` (`len` bytes, NUL-terminated) of column `k`. `last`:
-** the stack index of the column's last text value, or 0 to not use it. */
-static void push_value (lua_State *L, PgConn *c, const char *s, size_t len,
+** the stack index of the column's last string, or 0 to not use it. */
+static void push_value (lua_State *L, PgConn *c, const char *s, int len,
                         Column *k, int last) {
-  switch (k->kind) {
-    case PK_TEXT:
-      if (last == 0) break;
-      if (len == k->lastlen && k->last != NULL && memcmp(s, k->last, len) == 0)
-        lua_pushvalue(L, last);
-      else {
-        lua_pushlstring(L, s, len);
-        lua_pushvalue(L, -1);
-        lua_replace(L, last);
-        k->last = lua_tostring(L, last);
-        k->lastlen = len;
-      }
-      return;
-    case PK_ARRAY:
-      push_array(L, c, s, len, k->ekind);
-      return;
-    default:
-      break;
+  if (k->bin != PB_NONE) {
+    if (pg_bin_is_text(k->bin)) push_text_form(L, c, s, len, k, last);
+    else pg__push_bin(L, c, k->bin, k->ebin, s, len);
+    return;
   }
-  push_scalar(L, c, k->kind, s, len);
-}
-
-
-/* Pushes the value of row i, column j (nil for NULL). */
-static void push_cell (lua_State *L, PgConn *c, const PGresult *r, int i,
-                       int j, Column *k) {
-  const char *s = PQgetvalue(r, i, j);
-  if (s[0] == '\0' && PQgetisnull(r, i, j)) lua_pushnil(L);
-  else push_value(L, c, s, (size_t)PQgetlength(r, i, j), k, 0);
+  switch (k->kind) {
+    case PK_TEXT: push_text_form(L, c, s, len, k, last); return;
+    case PK_ARRAY: push_array(L, c, s, (size_t)len, k->ekind); return;
+    default: push_scalar(L, c, k->kind, s, (size_t)len); return;
+  }
 }
 
 
 /*
-** Starts decoding rows shaped like result `r`: pushes the rows table and
-** what decoding keeps (see RowsState) and returns the rows table's index.
-** Raises only on memory errors.
+** Starts decoding rows shaped like result `r` (`nt` expected, 0 if not
+** known): pushes the rows table and what decoding keeps (see RowsState)
+** and returns the rows table's index. Raises only on memory errors.
 */
-int pg__rows_begin (lua_State *L, const PGresult *r) {
+int pg__rows_begin (lua_State *L, const PGresult *r, int nt) {
   int nf = PQnfields(r), rows, j;
   RowsState *st;
   if (nf > MAX_COLUMNS) luaL_error(L, "too many columns (%d)", nf);
   luaL_checkstack(L, 2 * nf + 8, "too many columns");
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, nt, 2);
   rows = lua_gettop(L);
   st = (RowsState *)lua_newuserdatauv(L, sizeof(RowsState) +
                                       (size_t)(nf > 1 ? nf - 1 : 0) *
                                       sizeof(Column), 0);
   st->nf = nf;
   st->n = 0;
+  st->paused = st->nopause = 0;
+  luaL_setmetatable(L, PG_ROWS_MT);
+  lua_toclose(L, -1);
   col_kinds(r, nf, st->col);
   for (j = 0; j < nf; j++) lua_pushstring(L, PQfname(r, j));
   for (j = 0; j < nf; j++) lua_pushnil(L);
@@ -420,24 +480,90 @@ int pg__rows_begin (lua_State *L, const PGresult *r) {
 }
 
 
-/* Appends the rows of `r` to the rows table at `rows` (pg__rows_begin):
-** each a table keyed by column name, NULL columns left out. */
-void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows) {
+/* Appends the rows of `r` (at most `max`) to the rows table at `rows`
+** (pg__rows_begin): each a table keyed by column name, NULL columns
+** left out. Raises only on memory errors, cjson's (decode_json) and
+** malformed binary values. */
+void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows,
+                   int max) {
   RowsState *st = (RowsState *)lua_touserdata(L, rows + 1);
   int nt = PQntuples(r), nf = st->nf, names = rows + 2, last = names + nf;
   int i, j;
+  if (nt > max) nt = max;
   for (i = 0; i < nt; i++) {
     lua_createtable(L, 0, nf);
     for (j = 0; j < nf; j++) {
       const char *s = PQgetvalue(r, i, j);
-      if (s[0] == '\0' && PQgetisnull(r, i, j)) continue;
+      int len = PQgetlength(r, i, j);
+      if (len == 0 && PQgetisnull(r, i, j)) continue;
       lua_pushvalue(L, names + j);
-      push_value(L, c, s, (size_t)PQgetlength(r, i, j), &st->col[j], last + j);
+      push_value(L, c, s, len, &st->col[j], last + j);
       lua_rawset(L, -3);
     }
     lua_rawseti(L, rows, ++st->n);
   }
 }
+
+
+/*
+** The garbage collector and a large result (more than LARGE_RESULT rows).
+** Everything a decoding allocates is kept (rows and their values): an
+** incremental collector paced by those allocations would mark the
+** growing rows table again and again, for nothing. So a large result's
+** decoding stops it (PG_GC_PAUSE, called as rows are added) until the
+** result is complete (pg__rows_end, or an error unwinding the state);
+** meanwhile other tasks run between batches of rows (as the server sends
+** them) and what they allocate counts as usual: once it reaches what was
+** in use when the decoding stopped the collector (as the collector's own
+** pause would), the collector restarts for good (PG_GC_BATCH, at the end
+** of each batch). A collector the program stopped is left alone.
+*/
+void pg__rows_gc (lua_State *L, int rows, int what) {
+  RowsState *st = (RowsState *)lua_touserdata(L, rows + 1);
+  int kb;
+  switch (what) {
+    case PG_GC_PAUSE:
+      if (st->paused || st->nopause || st->n < LARGE_RESULT ||
+          !lua_gc(L, LUA_GCISRUNNING))
+        return;
+      lua_gc(L, LUA_GCSTOP);
+      st->paused = 1;
+      st->base = st->mark = lua_gc(L, LUA_GCCOUNT);
+      st->own = 0;
+      return;
+    case PG_GC_BATCH:                  /* a batch begins */
+      if (st->paused) st->mark = lua_gc(L, LUA_GCCOUNT);
+      return;
+    default:                           /* a batch ended */
+      if (!st->paused) return;
+      kb = lua_gc(L, LUA_GCCOUNT);
+      st->own += kb - st->mark;
+      st->mark = kb;
+      if (kb - st->base - st->own >= st->base) {
+        lua_gc(L, LUA_GCRESTART);
+        st->paused = 0;
+        st->nopause = 1;
+      }
+      return;
+  }
+}
+
+
+/* __close of a decoding's state (an error unwinds it): restarts the
+** collector if the decoding paused it. */
+static int rows_close (lua_State *L) {
+  RowsState *st = (RowsState *)aio__checkself(L);
+  if (st->paused) lua_gc(L, LUA_GCRESTART);
+  st->paused = 0;
+  return 0;
+}
+
+static const luaL_Reg rows_meta[] = {
+  {"__close", rows_close},
+  {NULL, NULL}
+};
+
+const AioClass pg__rows_class = {PG_ROWS_MT, NULL, rows_meta};
 
 
 /* Finishes the rows table at `rows`: `columns` (the names in order) and
@@ -446,6 +572,8 @@ void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows) {
 void pg__rows_end (lua_State *L, int rows, lua_Integer count) {
   RowsState *st = (RowsState *)lua_touserdata(L, rows + 1);
   int j;
+  if (st->paused) lua_gc(L, LUA_GCRESTART);
+  st->paused = 0;
   lua_createtable(L, st->nf, 0);
   for (j = 0; j < st->nf; j++) {
     lua_pushvalue(L, rows + 2 + j);
@@ -492,10 +620,10 @@ int pg__decode (lua_State *L, PgConn *c, PGresult *r, int mode) {
   nt = r != NULL ? PQntuples(r) : 0;
   nf = r != NULL ? PQnfields(r) : 0;
   if (mode == PM_VALUE) {
-    if (nt == 0 || nf == 0) lua_pushnil(L);
+    if (nt == 0 || nf == 0 || PQgetisnull(r, 0, 0)) lua_pushnil(L);
     else {
       col_kinds(r, 1, k);
-      push_cell(L, c, r, 0, 0, k);
+      push_value(L, c, PQgetvalue(r, 0, 0), PQgetlength(r, 0, 0), k, 0);
     }
     return 1;
   }
@@ -511,8 +639,8 @@ int pg__decode (lua_State *L, PgConn *c, PGresult *r, int mode) {
     lua_setfield(L, -2, "count");
     return 1;
   }
-  rows = pg__rows_begin(L, r);
-  pg__rows_add(L, c, r, rows);
+  rows = pg__rows_begin(L, r, mode == PM_ONE ? 0 : PQntuples(r));
+  pg__rows_add(L, c, r, rows, mode == PM_ONE ? 1 : INT_MAX);
   if (mode == PM_ONE) {
     lua_rawgeti(L, rows, 1);
     lua_replace(L, rows);

@@ -13,9 +13,21 @@ describe("the HTTP server after the loop slept", function()
     local out = os.tmpname()
     -- a client in another process, so that nothing in this one wakes the
     -- loop before the connection arrives
-    os.execute(("(sleep 0.8; env -u LD_PRELOAD curl -s --max-time 5 http://127.0.0.1:%d/ > '%s') &")
-      :format(server.port, out))
-    aio.sleep(H.SLOW and 3 or 1.5)               -- one long poll
+    os.execute(("(sleep 0.8; env -u LD_PRELOAD curl -s --max-time 20 http://127.0.0.1:%d/ > '%s'; touch '%s.done') &")
+      :format(server.port, out, out))
+    aio.sleep(1.5)                               -- one long poll
+    -- then wait for curl to finish (it is slow to start under valgrind)
+    local function finished()
+      local f = io.open(out .. ".done")
+      if f then f:close() end
+      return f ~= nil
+    end
+    local waited = 0
+    while not finished() and waited < 30 do
+      aio.sleep(0.1)
+      waited = waited + 0.1
+    end
+    os.remove(out .. ".done")
     local f = io.open(out)
     local body = f and f:read("a")
     if f then f:close() end

@@ -57,6 +57,8 @@ build = {
         "src/db/pg_copy.c",
         "src/db/pg_query.c",
         "src/db/pg_value.c",
+        "src/db/pg_decode.c",
+        "src/db/pg_encode.c",
         "src/db/redis_call.c",
         "src/db/redis_conn.c",
         "src/db/redis_reply.c",

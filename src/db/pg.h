@@ -27,6 +27,8 @@
 #define PG_UV_CANCEL 2   /* the last cancel request (PgCancel), or nil */
 #define PG_NUV 2
 
+#define PG_MAX_DIMS 6    /* array dimensions (the server's MAXDIM) */
+
 /* Built-in type OIDs the driver knows (pg_type.dat). */
 enum {
   PG_BOOL = 16, PG_BYTEA = 17, PG_CHAR = 18, PG_NAME = 19, PG_INT8 = 20,
@@ -250,6 +252,11 @@ int pg__finish (lua_State *L, PgConn *c);
 
 /* pg_value.c */
 PgKind pg__kind (Oid type, Oid *elem);
+void pg__push_json (lua_State *L, PgConn *c, const char *s, size_t len);
+int pg__json_encode (lua_State *L, int idx);
+void pg__open_json (lua_State *L);
+
+/* pg_decode.c */
 int pg__decode (lua_State *L, PgConn *c, PGresult *r, int mode);
 int pg__rows_begin (lua_State *L, const PGresult *r, int nt);
 void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows,
@@ -257,14 +264,14 @@ void pg__rows_add (lua_State *L, PgConn *c, const PGresult *r, int rows,
 void pg__rows_gc (lua_State *L, int rows, int what);
 void pg__rows_end (lua_State *L, int rows, lua_Integer count);
 extern const AioClass pg__rows_class;
-void pg__push_json (lua_State *L, PgConn *c, const char *s, size_t len);
 lua_Integer pg__affected (const PGresult *r);
+
+/* pg_encode.c */
 int pg__encode_params (lua_State *L, PgConn *c, int first, int n,
                        const PgStmt *s);
 lua_Integer pg__encode_copy_rows (lua_State *L, PgConn *c, int tidx,
                                   lua_Integer from, lua_Integer to,
                                   int ncols);
-void pg__open_json (lua_State *L);
 
 /* pg_binary.c */
 int pg__bin_kind (Oid type, int *elem);

@@ -15,7 +15,6 @@
 
 #include "pg.h"
 
-#define MAX_DEPTH 6              /* array dimensions (MAXDIM) */
 #define USECS_PER_DAY INT64_C(86400000000)
 
 
@@ -613,7 +612,7 @@ typedef struct ArrayReader {
   const char *p, *end;
   int eb;                          /* the elements' kind */
   int ndim;
-  int32_t dims[MAX_DEPTH];
+  int32_t dims[PG_MAX_DIMS];
 } ArrayReader;
 
 
@@ -666,7 +665,7 @@ static void push_array (lua_State *L, PgConn *c, const char *s, int len,
   if (len < 12) bad_value(L);
   r.ndim = (int)be32(s);
   r.p += 12;                      /* ndim, flags, element type */
-  if (r.ndim < 0 || r.ndim > MAX_DEPTH || r.end - r.p < 8 * r.ndim)
+  if (r.ndim < 0 || r.ndim > PG_MAX_DIMS || r.end - r.p < 8 * r.ndim)
     bad_value(L);
   for (i = 0; i < r.ndim; i++) {
     r.dims[i] = (int32_t)be32(r.p);

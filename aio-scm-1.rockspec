@@ -65,6 +65,7 @@ build = {
         "src/http/client_multi.c",
         "src/http/client_request.c",
         "src/http/client_response.c",
+        "src/http/server.c",
         "src/http/server_conn.c",
         "src/http/server_file.c",
         "src/http/server_parser.c",

@@ -247,7 +247,19 @@ typedef struct HttpConn {
 
 #define aio_conn_live(c) (aio_io_live(&(c)->s.io))
 
+/* Is `c` waiting for a request, with no byte of one yet? */
+#define aio_conn_idle(c) ((c)->state == HC_HEAD && (c)->hp.head == NULL && \
+                          aio_buf_avail(&(c)->s.in.buf) == 0)
+
+/* server.c */
+void aio__hs_check_idle (HttpServer *srv);
+void aio__hs_accept_held (HttpServer *srv);
+
 /* server_conn.c */
+HttpConn *aio__hs_conn_accept (HttpServer *srv);
+void aio__hs_conn_dispatched (HttpConn *c, Task *t);
+void aio__hs_conn_detach (HttpConn *c);
+void aio__open_http_conn (lua_State *L, int core);
 HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx);
 HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx);
 void aio__hs_request_end (HttpConn *c);

@@ -1,8 +1,8 @@
 /*
 ** server.h
 ** Types shared by the HTTP server's C files: the request parser behind a
-** thin interface (server_parser.c), the listening server and its
-** connections (server_conn.c), requests handed to Lua
+** thin interface (server_parser.c), the listening server (server.c) and
+** its connections (server_conn.c), requests handed to Lua
 ** (server_request.c) and responses (server_response.c, server_file.c).
 ** See LICENSE
 */
@@ -152,7 +152,7 @@ int aio__hs_lower_eq (const char *s, size_t len, const char *lower);
 
 
 /* ---------------------------------------------------------------------
-** The server and its connections (server_conn.c)
+** The server (server.c) and its connections (server_conn.c)
 ** ------------------------------------------------------------------- */
 
 /* Limits and timeouts of a server (durations in ns; 0: none). */

@@ -14,14 +14,9 @@
 # SLOW_PORT 18091) and stops them by PID. Needs nginx, wrk, node, lua-http,
 # lua-cqueues, python3-aiohttp, python3-uvloop (see ../shared/bench).
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-# bench_options, run, field, stats, median, row, ratio, peers_dir
-. "$HERE/lib.sh"
-PEERS=$(peers_dir "$ROOT")
-cd "$ROOT" || exit 1
-
-bench_options 5 "$@"
+# bench_setup and what the scripts share (bench/lib.sh)
+. "$(dirname "$0")/lib.sh"
+bench_setup 5 "$@"
 WLS=${ARGS[*]:-"w5 w6"}
 
 NGINX_PORT=${NGINX_PORT:-18090}

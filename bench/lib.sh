@@ -15,10 +15,15 @@ peers_dir() {
   echo "$1/../shared/bench/peers"
 }
 
-# bench_options DEFAULT "$@": -r RUNS sets RUNS (DEFAULT without it); any
-# other option prints the script's leading comment and exits 2; the
-# operands are left in ARGS
-bench_options() {
+# bench_setup DEFAULT "$@": HERE (bench/), ROOT (the checkout, made the
+# working directory), PEERS (see peers_dir), and the options: -r RUNS sets
+# RUNS (DEFAULT without it); any other option prints the script's leading
+# comment and exits 2; the operands are left in ARGS
+bench_setup() {
+  HERE=$(cd "$(dirname "$0")" && pwd)
+  ROOT=$(cd "$HERE/.." && pwd)
+  PEERS=$(peers_dir "$ROOT")
+  cd "$ROOT" || exit 1
   RUNS=$1; shift
   local o OPTIND=1
   while getopts "r:" o; do

@@ -16,13 +16,9 @@
 # `postgres` user when run as root) on a free port of 127.0.0.1 and stops
 # it by PID. Needs postgresql, python3-asyncpg, python3-uvloop.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-. "$HERE/lib.sh"
-PEERS=$(peers_dir "$ROOT")
-cd "$ROOT" || exit 1
-
-bench_options 5 "$@"
+# bench_setup and what the scripts share (bench/lib.sh)
+. "$(dirname "$0")/lib.sh"
+bench_setup 5 "$@"
 
 PY=/usr/bin/python3
 PGBIN=${AIO_PG_BIN:-/usr/lib/postgresql/15/bin}

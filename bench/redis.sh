@@ -13,14 +13,9 @@
 # with npm (installs ioredis into $PEER_NODE_DIR, default
 # ~/.cache/aio-peer-node, once).
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-# bench_options, run, field, stats, median, row, ratio, peers_dir
-. "$HERE/lib.sh"
-PEERS=$(peers_dir "$ROOT")
-cd "$ROOT" || exit 1
-
-bench_options 3 "$@"
+# bench_setup and what the scripts share (bench/lib.sh)
+. "$(dirname "$0")/lib.sh"
+bench_setup 3 "$@"
 export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 PY=/usr/bin/python3
 N=200000; C=50

@@ -14,13 +14,9 @@
 # Needs nginx + libnginx-mod-http-lua, node, python3-aiohttp,
 # python3-uvloop, wrk.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-# bench_options, peers_dir, ratio, free_port, wait_port
-. "$HERE/lib.sh"
-PEERS=$(peers_dir "$ROOT")
-cd "$ROOT" || exit 1
-bench_options 3 "$@"
+# bench_setup and what the scripts share (bench/lib.sh)
+. "$(dirname "$0")/lib.sh"
+bench_setup 3 "$@"
 PY=/usr/bin/python3
 IDLE=${IDLE:-10000}
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -17,15 +17,9 @@
 # ~/.cache/aio-peer-node, once), python3-aiohttp, python3-websockets,
 # python3-uvloop.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-# bench_options, run, field, stats, median, row, ratio, peers_dir,
-# free_port, wait_port
-. "$HERE/lib.sh"
-PEERS=$(peers_dir "$ROOT")
-cd "$ROOT" || exit 1
-
-bench_options 5 "$@"
+# bench_setup and what the scripts share (bench/lib.sh)
+. "$(dirname "$0")/lib.sh"
+bench_setup 5 "$@"
 WLS=${ARGS[*]:-"w8 idle"}
 IDLE_N=${IDLE_N:-10000}
 PY=/usr/bin/python3

@@ -659,6 +659,13 @@ describe("aio.pg", function()
         end
       end
       assert.is_true(calls > 500)
+      -- metamethods with wrong receivers (see misuse_spec), the C
+      -- connection object's too
+      local spare <close> = connect()
+      local meta = H.hammer_metamethods({ conn, pool, tx, spare._c }, function(f, ...)
+        return pcall(aio.timeout, 0.05, f, ...)
+      end)
+      assert.is_true(meta > 20)
       local fresh <close> = connect()
       assert.are.equal(1, fresh:query_value("SELECT 1"))
     end))

@@ -66,8 +66,8 @@ valgrind: all
 	  $(LUA) $$(command -v $(BUSTED)) --lua=$(LUA) $(BUSTED_ARGS)
 
 # every benchmark beside its peers: core (W1-W4), HTTP client (W5, W6),
-# HTTP server (W7), TCP and threads, Redis (W10); BENCH_RUNS repetitions of
-# each (median shown)
+# HTTP server (W7), TCP and threads, Redis (W10), PostgreSQL (W9),
+# WebSocket (W8); BENCH_RUNS repetitions of each (median shown)
 BENCH_RUNS ?= 3
 bench: all
 	$(LUA_ENV) sh bench/run.sh -r $(BENCH_RUNS)

@@ -19,9 +19,9 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
-local result = require("benchlib").result
+local benchlib = require "benchlib"
+local result = benchlib.result
 
-local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
 local port = tonumber(arg[1] or "")
 if not port then
   io.stderr:write("usage: lua5.4 bench/aio_pg.lua PORT [N [TASKS]]\n")
@@ -33,11 +33,7 @@ local ROWS_SQL = "SELECT i, 'row ' || i AS t, i * 0.5 AS f, i % 2 = 0 AS b, now(
   .. "FROM generate_series(1, 100000) i"
 
 aio.run(function()
-  local watchdog = aio.spawn(function()
-    aio.sleep(TIMEOUT)
-    io.stderr:write("aio_pg.lua: timed out after ", TIMEOUT, " s\n")
-    os.exit(3)
-  end)
+  local watchdog = benchlib.watchdog()
   local pool <close> = aio.pg.Pool{
     dsn = ("postgresql://app@127.0.0.1:%d/postgres"):format(port), min = 10, max = 10,
   }

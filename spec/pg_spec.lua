@@ -229,6 +229,18 @@ describe("aio.pg", function()
       assert.are.same({{x = 1}, {y = 2}}, j:query_value([=[SELECT ARRAY['{"x":1}'::jsonb, '{"y":2}']]=]))
     end))
 
+    it("raises a json value cjson cannot decode, and hands the turn on", H.async(function()
+      local j <close> = connect({decode_json = true})
+      local deep = ("["):rep(1100) .. ("]"):rep(1100)     -- deeper than cjson decodes
+      local bad = aio.spawn(function() return j:query_value("SELECT $1::json", deep) end)
+      local next = aio.spawn(function() return j:query_value("SELECT 1") end)
+      local ok, err = pcall(bad.await, bad)
+      assert.is_false(ok)
+      assert.matches("nested", tostring(err))
+      assert.are.equal(1, next:await())
+      assert.are.equal(2, j:query_value("SELECT 2"))
+    end))
+
     it("maps arrays both ways", H.async(function()
       local conn <close> = connect()
       local r = conn:query_one([[SELECT '{1,2,3}'::int[] AS i, '{}'::int[] AS e,

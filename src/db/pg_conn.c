@@ -206,6 +206,19 @@ void pg__turn_leave (PgConn *c) {
 }
 
 
+/* Task `t`, holding the turn, starts operation `kind` (result shape
+** `mode`). What the last operation kept is freed first: a decoding that
+** raised (a cjson error, memory) left its result in op.res. */
+static int op_start (lua_State *L, PgConn *c, Task *t, int kind, int mode) {
+  c->owner = t;
+  pg__op_clear(c);
+  memset(&c->op, 0, sizeof c->op);
+  c->op.kind = (uint8_t)kind;
+  c->op.mode = (uint8_t)mode;
+  return pg__op_run(L, c);
+}
+
+
 /* Handed the turn (or interrupted while waiting for it). ctx: the
 ** operation's kind | mode << 8; the connection is at 1. */
 static int turn_k (lua_State *L, int status, lua_KContext ctx) {
@@ -217,11 +230,7 @@ static int turn_k (lua_State *L, int status, lua_KContext ctx) {
     pg__turn_leave(c);
     aio__checkpoint(L, t);
   }
-  c->owner = t;
-  memset(&c->op, 0, sizeof c->op);
-  c->op.kind = (uint8_t)(ctx & 0xff);
-  c->op.mode = (uint8_t)(ctx >> 8);
-  return pg__op_run(L, c);
+  return op_start(L, c, t, (int)(ctx & 0xff), (int)(ctx >> 8));
 }
 
 
@@ -242,12 +251,7 @@ int pg__begin (lua_State *L, PgConn *c, int kind, int mode,
     return aio__suspend(L, t, (lua_KContext)(kind | mode << 8), turn_k);
   }
   c->busy = 1;
-  c->owner = t;
-  pg__op_clear(c);
-  memset(&c->op, 0, sizeof c->op);
-  c->op.kind = (uint8_t)kind;
-  c->op.mode = (uint8_t)mode;
-  return pg__op_run(L, c);
+  return op_start(L, c, t, kind, mode);
 }
 
 

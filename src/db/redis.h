@@ -107,8 +107,6 @@ int aio__redis_message (lua_State *L);
 /* redis_reply.c: replies as Lua values */
 void aio__redis_push_reply (lua_State *L, const redisReply *r,
                             const char *command);
-void aio__redis_error_new (lua_State *L, const char *msg, size_t len,
-                           const char *command);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

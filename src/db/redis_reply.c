@@ -18,8 +18,8 @@
 ** prefix = its first word when that is an upper-case code ("WRONGTYPE
 ** Operation against ..."), else "ERR"; command = `command` if not NULL.
 */
-void aio__redis_error_new (lua_State *L, const char *msg, size_t len,
-                           const char *command) {
+static void error_new (lua_State *L, const char *msg, size_t len,
+                       const char *command) {
   size_t n = 0;
   while (n < len && n < PREFIX_MAX &&
          ((msg[n] >= 'A' && msg[n] <= 'Z') || msg[n] == '_' ||
@@ -66,7 +66,7 @@ void aio__redis_push_reply (lua_State *L, const redisReply *r,
       lua_setfield(L, -2, "n");
       break;
     case REDIS_REPLY_ERROR:
-      aio__redis_error_new(L, r->str, r->len, command);
+      error_new(L, r->str, r->len, command);
       break;
     default:                                     /* REDIS_REPLY_NIL */
       lua_pushnil(L);

@@ -20,12 +20,18 @@
 ** ------------------------------------------------------------------- */
 
 /* Formats a float argument so that the server reads back the same double:
-** the shortest of %.15g / %.17g that round-trips. */
+** the shortest of %.15g / %.17g that round-trips, with a '.' whatever the
+** locale (os.setlocale may have set LC_NUMERIC to one with a comma). */
 static int format_float (char *buf, size_t size, double d) {
-  int n;
+  int n, i;
   if (isinf(d)) return snprintf(buf, size, "%s", d > 0 ? "inf" : "-inf");
   n = snprintf(buf, size, "%.15g", d);
   if (strtod(buf, NULL) != d) n = snprintf(buf, size, "%.17g", d);
+  for (i = 0; i < n && (size_t)i < size; i++)
+    if (!((buf[i] >= '0' && buf[i] <= '9') || buf[i] == '-' ||
+          buf[i] == '+' || buf[i] == 'e' || buf[i] == 'E' || buf[i] == 'n' ||
+          buf[i] == 'a'))
+      buf[i] = '.';
   return n;
 }
 

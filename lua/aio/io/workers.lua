@@ -16,9 +16,8 @@ local RESTART_DELAY = 1     -- seconds before restarting a worker that died youn
 local YOUNG = 1             -- a worker younger than this when it died
 local GIVE_UP = 5           -- young deaths in a row of one worker that stop all
 
-local function now()
-  return core.now and core.now() or os.time()
-end
+-- The master runs no loop: it times its workers on the real clock.
+local now = core.real_now
 
 -- The body of worker `i`: aio.run(main, i, ...) with SIGTERM cancelling the
 -- main task (a server's <close> then closes it gracefully). Returns the

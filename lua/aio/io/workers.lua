@@ -23,7 +23,7 @@ local now = core.real_now
 -- main task (a server's <close> then closes it gracefully). Returns the
 -- process's exit code.
 local function worker(i, main, ...)
-  local args = table.pack(...)
+  local extra = table.pack(...)
   local stopped = false
   local ok, err = pcall(core.run, function()
     local me = core.current()
@@ -31,7 +31,7 @@ local function worker(i, main, ...)
       stopped = true
       me:cancel("SIGTERM")
     end)
-    local res = table.pack(pcall(main, i, table.unpack(args, 1, args.n)))
+    local res = table.pack(pcall(main, i, table.unpack(extra, 1, extra.n)))
     reg:close()
     if not res[1] then error(res[2], 0) end
   end)
@@ -63,7 +63,7 @@ function M.workers(n, main, ...)
   if core.stats().running then
     args.usage("aio.workers must be called outside aio.run (it forks the processes that run it)")
   end
-  local args = table.pack(...)
+  local extra = table.pack(...)
   local pids, count = {}, 0
   local failures = {}
   local restarts = {}          -- worker index -> time to restart it
@@ -78,7 +78,7 @@ function M.workers(n, main, ...)
   local function start(i)
     local pid = cw.fork()
     if pid == 0 then
-      os.exit(worker(i, main, table.unpack(args, 1, args.n)))
+      os.exit(worker(i, main, table.unpack(extra, 1, extra.n)))
     end
     pids[pid] = { i = i, since = now() }
     count = count + 1

@@ -19,9 +19,8 @@ set -u
 bench_setup 3 "$@"
 PY=/usr/bin/python3
 IDLE=${IDLE:-10000}
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-make -s all || exit 1
-W=$(mktemp -d /tmp/aio-server-bench.XXXXXX); chmod 755 "$W"; RAW=$W/raw
+bench_start server || exit 1
+W=$WORK; chmod 755 "$W"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done

@@ -21,8 +21,6 @@ package.cpath = "./build/?.so;" .. package.cpath
 local aio = require "aio"
 local benchlib = require "benchlib"
 
-local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
-
 local W = {}
 
 function W.w1(n)
@@ -114,11 +112,7 @@ end
 local n = tonumber(arg[2]) or DEFAULTS[wl]
 
 local dt, rate, unit, ok, extra = aio.run(function()
-  local watchdog = aio.spawn(function()
-    aio.sleep(TIMEOUT)
-    io.stderr:write("timeout\n")
-    os.exit(3)
-  end)
+  local watchdog = benchlib.watchdog()
   local r = table.pack(W[wl](n))
   watchdog:cancel()
   return table.unpack(r, 1, r.n)

@@ -22,9 +22,8 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
-local result = require("benchlib").result
-
-local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
+local benchlib = require "benchlib"
+local result = benchlib.result
 
 local wl, url = arg[1], arg[2]
 if (wl ~= "w5" and wl ~= "w6") or not url then
@@ -93,11 +92,7 @@ end
 
 local n, dt, extra
 aio.run(function()
-  local watchdog = aio.spawn(function()
-    aio.sleep(TIMEOUT)
-    io.stderr:write("timeout\n")
-    os.exit(3)
-  end)
+  local watchdog = benchlib.watchdog()
   if wl == "w5" then
     n = tonumber(arg[3]) or 20000
     dt, extra = W.w5(n, tonumber(arg[4]) or 64, tonumber(arg[5]) or 1024)

@@ -21,15 +21,9 @@ WLS=${ARGS[*]:-"w5 w6"}
 
 NGINX_PORT=${NGINX_PORT:-18090}
 SLOW_PORT=${SLOW_PORT:-18091}
-export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 PY=/usr/bin/python3
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
-make -s all || exit 1
-WORK=$(mktemp -d /tmp/aio-http-bench.XXXXXX)
+bench_start http || exit 1
 chmod 755 "$WORK"
-RAW=$WORK/raw.txt
-: > "$RAW"
 NGINX_PID=""; SLOW_PID=""
 cleanup() {
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null

@@ -22,13 +22,9 @@ bench_setup 5 "$@"
 
 PY=/usr/bin/python3
 PGBIN=${AIO_PG_BIN:-/usr/lib/postgresql/15/bin}
-export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 
-make -s all || exit 1
-WORK=$(mktemp -d /tmp/aio-pg-bench.XXXXXX)
+bench_start pg || exit 1
 chmod 755 "$WORK"
-RAW=$WORK/raw.txt
-: > "$RAW"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
   [ -f "$WORK/pg/data/postmaster.pid" ] &&

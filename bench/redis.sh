@@ -16,14 +16,10 @@ set -u
 # bench_setup and what the scripts share (bench/lib.sh)
 . "$(dirname "$0")/lib.sh"
 bench_setup 3 "$@"
-export BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 PY=/usr/bin/python3
 N=200000; C=50
 
-make -s all || exit 1
-WORK=$(mktemp -d /tmp/aio-redis-bench.XXXXXX)
-RAW=$WORK/raw.txt
-: > "$RAW"
+bench_start redis || exit 1
 REDIS_PID=""
 cleanup() {
   [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null

@@ -19,9 +19,8 @@ set -u
 bench_setup 3 "$@"
 PY=/usr/bin/python3
 IDLE=${IDLE:-10000}
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-make -s all || exit 1
-W=$(mktemp -d /tmp/aio-server-bench.XXXXXX); chmod 755 "$W"; RAW=$W/raw
+bench_start server || exit 1
+W=$WORK; chmod 755 "$W"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -30,7 +29,7 @@ cleanup() {
 trap cleanup EXIT; trap 'exit 130' INT TERM
 start() { "$@" >>"$W/server.log" 2>&1 & PIDS+=($!); }
 record() { echo "label=$1 $2" >> "$RAW"; }
-med() { grep "^label=$1 " "$RAW" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g | awk '{v[NR]=$1} END{if(!NR){print "-";exit} m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.0f [%.0f-%.0f]\n", m, v[1], v[NR]}'; }
+med() { field "$1" "$2" | stats | awk '$1 == "-" { print "-"; next } { printf "%.0f [%.0f-%.0f]\n", $1, $2, $3 }'; }
 rate() { wrk -t1 -c64 -d5s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 
 P1=$(free_port); P2=$(free_port); P3=$(free_port); P4=$(free_port); PA=$(free_port)

@@ -4,16 +4,9 @@
 -- however deep inside the library the check is made.
 local aio = require "aio"
 local H = require "helper"
+local U = require "support.server_util"
 
 local SRC = "spec/args_spec.lua"
-
--- A one-shot HTTP server: answers each request with 200 "ok" and closes.
-local function http_server()
-  return aio.tcp.listen("127.0.0.1", 0, function(s)
-    repeat local line = s:read_line() until line == nil or line == "" or line == "\r"
-    s:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-  end)
-end
 
 -- The Lua functions of an object's metatable and of its method table, as
 -- a sorted array of {name, fn}.
@@ -57,7 +50,7 @@ describe("aio.core.args", function()
   it("raises bad argument #1 when a Lua method gets a wrong receiver", H.async(function()
     local dir = H.tmpdir()
     local file <close> = aio.fs.open(dir .. "/f", "w")
-    local server <close> = http_server()
+    local server <close> = U.ok_server()
     local session <close> = aio.http.Session()
     local response <close> = session:get(("http://127.0.0.1:%d/"):format(server.port))
     local registration <close> = aio.signal("SIGUSR2", function() end)

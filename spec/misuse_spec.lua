@@ -13,6 +13,7 @@
 local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
+local U = require "support.server_util"
 
 local dir = H.tmpdir()
 
@@ -136,7 +137,7 @@ end
 local function make_objects()
   local server = aio.tcp.listen("127.0.0.1", 0, function(s) s:read() end)
   local http_server = aio.tcp.listen("127.0.0.1", 0, function(s)
-    while true do local l = s:read_line() if l == nil or l == "" then break end end
+    U.read_head(s)
     s:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
     s:read()
   end)

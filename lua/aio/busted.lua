@@ -21,7 +21,7 @@ local pairs = pairs
 -- strict.
 local function merge(defaults, opts, n, fname)
   opts = args.opts(opts, n, fname)
-  local o = { strict = true }
+  local o = {}
   for k, v in pairs(defaults) do o[k] = v end
   for k, v in pairs(opts) do o[k] = v end
   o.strict = true

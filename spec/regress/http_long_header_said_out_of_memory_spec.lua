@@ -4,10 +4,11 @@
 -- Both are `protocol` now.
 local aio = require "aio"
 local H = require "helper"
+local U = require "support.server_util"
 
 local function server_sending(head)
   return aio.tcp.listen("127.0.0.1", 0, function(s)
-    while true do local l = s:read_line(); if l == nil or l == "" then break end end
+    U.read_head(s)
     pcall(s.write, s, "HTTP/1.1 200 OK\r\n" .. head .. "Content-Length: 2\r\n\r\nok")
   end)
 end

@@ -6,12 +6,13 @@
 -- on the request's connection is a sign of life now.
 local aio = require "aio"
 local H = require "helper"
+local U = require "support.server_util"
 
 -- A server that sends the status line at once, then a header line one
 -- byte every `gap` s, then the rest of the response.
 local function trickler(gap)
   return aio.tcp.listen("127.0.0.1", 0, function(s)
-    while true do local l = s:read_line(); if l == nil or l == "" then break end end
+    U.read_head(s)
     s:write("HTTP/1.1 200 OK\r\n")
     for c in ("X-Slow: abcdefghij\r\n"):gmatch(".") do
       s:write(c)
@@ -34,7 +35,7 @@ describe("the HTTP read timeout", function()
 
   it("still fails a server that goes silent in the middle of a line", H.async(function()
     local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
-      while true do local l = s:read_line(); if l == nil or l == "" then break end end
+      U.read_head(s)
       s:write("HTTP/1.1 200 OK\r\nX-Slow: ab")
       s:read()
     end)

@@ -8,13 +8,14 @@
 local aio = require "aio"
 local core = require "aio.core"
 local H = require "helper"
+local U = require "support.server_util"
 
 describe("a string with a zero byte", function()
   it("is refused by the HTTP client, and nothing is sent", H.async(function()
     local requests = 0
     local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
       requests = requests + 1
-      while true do local l = s:read_line(); if l == nil or l == "" then break end end
+      U.read_head(s)
       s:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     end)
     local base = ("http://127.0.0.1:%d"):format(server.port)
@@ -39,10 +40,7 @@ describe("a string with a zero byte", function()
   end))
 
   it("is refused by the C core's HTTP engine too", H.async(function()
-    local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
-      while true do local l = s:read_line(); if l == nil or l == "" then break end end
-      s:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    end)
+    local server <close> = U.ok_server()
     local url = ("http://127.0.0.1:%d/"):format(server.port)
     local session <close> = aio.http.Session()
     session:get(url)                     -- its engine is made on first use

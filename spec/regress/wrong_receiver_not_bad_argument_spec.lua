@@ -5,14 +5,12 @@
 -- argument` now, at the caller's line.
 local aio = require "aio"
 local H = require "helper"
+local U = require "support.server_util"
 
 describe("a method called on the wrong receiver", function()
   it("raises bad argument #1, for every method of every object", H.async(function()
     local dir = H.tmpdir()
-    local server <close> = aio.tcp.listen("127.0.0.1", 0, function(s)
-      while true do local l = s:read_line() if l == nil or l == "" then break end end
-      s:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    end)
+    local server <close> = U.ok_server()
     local file <close> = aio.fs.open(dir .. "/f", "w")
     local stream <close> = aio.tcp.connect("127.0.0.1", server.port)
     local session <close> = aio.http.Session()

@@ -1,5 +1,6 @@
---- spec/support/server_util.lua: helpers of the HTTP server specs: raw TCP
--- exchanges (for malformed input), reading a response off a stream, and
+--- spec/support/server_util.lua: helpers of the HTTP specs: raw TCP
+-- exchanges (for malformed input), a raw one-shot server, reading a
+-- request's head or a response off a stream, and
 -- real clients run as child processes without blocking the loop (curl,
 -- Python's aiohttp client in spec/support/aiohttp_client.py).
 -- See LICENSE
@@ -26,6 +27,21 @@ function U.run(argv, opts)
   opts = opts or {}
   opts.env = opts.env or CLEAN
   return aio.process.run(argv, opts)
+end
+
+--- Reads the head of a request off stream `s` (suspends): its lines up to
+--- the blank one, or to the end of the stream.
+function U.read_head(s)
+  repeat local line = s:read_line() until line == nil or line == ""
+end
+
+--- A one-shot HTTP server on aio.tcp, on a free port of 127.0.0.1: answers
+--- each request with 200 "ok" and closes the connection.
+function U.ok_server()
+  return aio.tcp.listen("127.0.0.1", 0, function(s)
+    U.read_head(s)
+    s:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+  end)
 end
 
 --- Reads one HTTP response from stream `s` (suspends): returns

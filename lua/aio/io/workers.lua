@@ -16,15 +16,14 @@ local RESTART_DELAY = 1     -- seconds before restarting a worker that died youn
 local YOUNG = 1             -- a worker younger than this when it died
 local GIVE_UP = 5           -- young deaths in a row of one worker that stop all
 
-local function now()
-  return core.now and core.now() or os.time()
-end
+-- The master runs no loop: it times its workers on the real clock.
+local now = core.real_now
 
 -- The body of worker `i`: aio.run(main, i, ...) with SIGTERM cancelling the
 -- main task (a server's <close> then closes it gracefully). Returns the
 -- process's exit code.
 local function worker(i, main, ...)
-  local args = table.pack(...)
+  local extra = table.pack(...)
   local stopped = false
   local ok, err = pcall(core.run, function()
     local me = core.current()
@@ -32,7 +31,7 @@ local function worker(i, main, ...)
       stopped = true
       me:cancel("SIGTERM")
     end)
-    local res = table.pack(pcall(main, i, table.unpack(args, 1, args.n)))
+    local res = table.pack(pcall(main, i, table.unpack(extra, 1, extra.n)))
     reg:close()
     if not res[1] then error(res[2], 0) end
   end)
@@ -64,7 +63,7 @@ function M.workers(n, main, ...)
   if core.stats().running then
     args.usage("aio.workers must be called outside aio.run (it forks the processes that run it)")
   end
-  local args = table.pack(...)
+  local extra = table.pack(...)
   local pids, count = {}, 0
   local failures = {}
   local restarts = {}          -- worker index -> time to restart it
@@ -79,7 +78,7 @@ function M.workers(n, main, ...)
   local function start(i)
     local pid = cw.fork()
     if pid == 0 then
-      os.exit(worker(i, main, table.unpack(args, 1, args.n)))
+      os.exit(worker(i, main, table.unpack(extra, 1, extra.n)))
     end
     pids[pid] = { i = i, since = now() }
     count = count + 1

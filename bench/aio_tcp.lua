@@ -13,19 +13,14 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local aio = require "aio"
-local result = require("benchlib").result
+local benchlib = require "benchlib"
 
 local ROUNDS = tonumber(arg[1]) or 2000
 local CONNS = tonumber(arg[2]) or 64
 local SIZE = tonumber(arg[3]) or 1024
-local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "120")
 
 local ok = aio.run(function()
-  local watchdog = aio.spawn(function()
-    aio.sleep(TIMEOUT)
-    io.stderr:write("timeout\n")
-    os.exit(3)
-  end)
+  local watchdog = benchlib.watchdog()
   local srv = aio.tcp.listen("127.0.0.1", 0, function(s)
     local read, write = s.read, s.write
     while true do
@@ -54,7 +49,7 @@ local ok = aio.run(function()
   srv:wait_closed()
   watchdog:cancel()
   local n = ROUNDS * CONNS
-  result({ peer = "aio", wl = "tcp_echo", n = n, secs = secs, rate = n / secs,
+  benchlib.result({ peer = "aio", wl = "tcp_echo", n = n, secs = secs, rate = n / secs,
            unit = "msgs/s", ok = good == CONNS, conns = CONNS, size = SIZE,
            mb_s = ("%.1f"):format(2 * n * SIZE / secs / 1e6) })
   return good == CONNS

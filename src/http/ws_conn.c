@@ -355,10 +355,6 @@ void aio__ws_finish (WebSocket *ws) {
   if (ws->flags & (WS_FINISHING | WS_ENDED)) return;
   ws->flags |= WS_FINISHING;
   aio__ws_drop_partial(ws);
-  if (s->io.closing) {
-    aio__ws_end(ws);
-    return;
-  }
   if (s->tls != NULL) aio__tls_shutdown(s);
   r = (uv_shutdown_t *)malloc(sizeof *r);
   if (r == NULL || uv_shutdown(r, &s->h.stream, shutdown_cb) < 0) {
@@ -495,7 +491,7 @@ static void on_timer (Loop *loop, TimerCb *tc) {
   WebSocket *ws = aio_container_of(tc, WebSocket, timer);
   uint64_t beat = (uint64_t)(ws->heartbeat * AIO_NS), now = aio__now(loop);
   if (ws->flags & WS_ENDED) return;
-  if ((ws->flags & WS_FINISHING) || ws->s->io.closing) {
+  if (ws->flags & WS_FINISHING) {
     aio__ws_end(ws);
     return;
   }

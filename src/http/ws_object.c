@@ -40,7 +40,6 @@ static const IoType ws_type = {"WebSocket", ws_io_close, NULL,
 
 /* Has the connection stopped (no more messages will arrive)? */
 static int ws_over (WebSocket *ws) {
-  if (ws->s->io.closing) aio__ws_end(ws);
   return (ws->flags & (WS_SENT | WS_RCVD | WS_ENDED)) || ws->fail;
 }
 
@@ -266,8 +265,7 @@ static int close_k (lua_State *L, int status, lua_KContext ctx) {
   Loop *loop = ws->io.loop;
   Task *t = loop->current;
   (void)status;
-  if (t->wake == AIO_WAKE_OK && !(ws->flags & WS_ENDED) &&
-      !ws->s->io.closing && !ws->io.closing) {  /* not yet: wait on */
+  if (t->wake == AIO_WAKE_OK && !(ws->flags & WS_ENDED)) { /* wait on */
     link_push(&ws->s->readers, &t->wait.link);
     aio__timer_arm(loop, &t->timer, (uint64_t)ctx);
     aio__wait_io(loop, t);
@@ -301,8 +299,8 @@ static int ws_close (lua_State *L) {
   luaL_argcheck(L, n <= 123 && aio__utf8_valid(reason, n), 3,
                 "the reason must be UTF-8 of at most 123 bytes");
   lua_settop(L, 4);
-  if (ws->io.closing || (ws->flags & WS_ENDED)) return 0;
-  if (ws->s->io.closing || t == NULL || !lua_isyieldable(L)) {
+  if (ws->flags & WS_ENDED) return 0;
+  if (t == NULL || !lua_isyieldable(L)) {
     aio__ws_end(ws);
     return 0;
   }
@@ -343,13 +341,12 @@ static int ws__index (lua_State *L) {
   if (k != NULL && ws != NULL) {
     if (strcmp(k, "close_code") == 0) {
       int code = ws_close_code(ws);
-      if (code == 0 && ws->io.closing) code = 1006;
       if (code != 0) lua_pushinteger(L, code);
       else lua_pushnil(L);
       return 1;
     }
     if (strcmp(k, "close_reason") == 0) {
-      if (ws_close_code(ws) == 0 && !ws->io.closing) lua_pushnil(L);
+      if (ws_close_code(ws) == 0) lua_pushnil(L);
       else lua_pushstring(L, ws->reason != NULL ? ws->reason : "");
       return 1;
     }
@@ -358,7 +355,7 @@ static int ws__index (lua_State *L) {
       return 1;
     }
     if (strcmp(k, "closed") == 0) {
-      lua_pushboolean(L, ws->io.closing || ws_over(ws));
+      lua_pushboolean(L, ws_over(ws));
       return 1;
     }
   }
@@ -372,7 +369,7 @@ static int ws__tostring (lua_State *L) {
   lua_getiuservalue(L, 1, 3);
   lua_pushfstring(L, "aio.WebSocket (%s%s)",
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?",
-                  ws == NULL || ws->io.closing || ws_over(ws) ? ", closed" :
+                  ws == NULL || ws_over(ws) ? ", closed" :
                   "");
   return 1;
 }

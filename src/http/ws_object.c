@@ -266,10 +266,8 @@ static int close_k (lua_State *L, int status, lua_KContext ctx) {
   Task *t = loop->current;
   (void)status;
   if (t->wake == AIO_WAKE_OK && !(ws->flags & WS_ENDED)) { /* wait on */
-    link_push(&ws->s->readers, &t->wait.link);
     aio__timer_arm(loop, &t->timer, (uint64_t)ctx);
-    aio__wait_io(loop, t);
-    return aio__suspend(L, t, ctx, close_k);
+    return aio__io_wait(L, &ws->io, &ws->s->readers, 0, ctx, close_k);
   }
   aio__ws_end(ws);              /* done, timed out, or cancelled: it is over */
   if (t->wake != AIO_WAKE_OK && t->wake != AIO_WAKE_TIMER)
@@ -314,10 +312,9 @@ static int ws_close (lua_State *L) {
   t = aio__task_enter(L, loop, "ws:close");
   if (ws->flags & WS_ENDED) return 0;
   deadline = aio__deadline(loop, secs < 0 ? 0 : secs);
-  link_push(&ws->s->readers, &t->wait.link);
-  aio__timer_arm(loop, &t->timer, deadline);
-  aio__wait_io(loop, t);                      /* the peer's close */
-  return aio__suspend(L, t, (lua_KContext)deadline, close_k);
+  aio__timer_arm(loop, &t->timer, deadline);  /* the peer's close, until */
+  return aio__io_wait(L, &ws->io, &ws->s->readers, 0,
+                      (lua_KContext)deadline, close_k);
 }
 
 

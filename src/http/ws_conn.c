@@ -105,8 +105,7 @@ static void frame_start_cb (wslay_event_context_ptr ctx,
   }
   if (data) {
     ws->msglen = 0;
-    if (ws->flags & (WS_SENT | WS_RCVD)) ws->flags |= WS_DROP;  /* closing */
-    else {
+    if (!(ws->flags & (WS_SENT | WS_RCVD))) {  /* closing: no record, dropped */
       char head[WS_RECORD] = {0};
       head[0] = (char)a->opcode;
       ws->cur = aio_buf_avail(&ws->ready);
@@ -131,7 +130,7 @@ static void frame_chunk_cb (wslay_event_context_ptr ctx,
                             void *ud) {
   WebSocket *ws = cur_ws(ud);
   if (!(ws->flags & WS_FDATA) || ws->fail || ws->cur == WS_NONE ||
-      (ws->flags & WS_DROP) || a->data_length == 0) return;
+      a->data_length == 0) return;
   if (!aio__buf_append(&ws->ready, a->data, a->data_length))
     fail_now(ctx, ws, 1011);
   else ws->msglen += a->data_length;
@@ -164,7 +163,6 @@ static void msg_cb (wslay_event_context_ptr ctx,
   (void)ctx;
   switch (a->opcode) {
     case WSLAY_TEXT_FRAME: case WSLAY_BINARY_FRAME:
-      ws->flags &= ~WS_DROP;
       if (ws->fail || ws->cur == WS_NONE) break;
       {
         size_t len = (size_t)ws->msglen;

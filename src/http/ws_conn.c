@@ -298,19 +298,26 @@ static void on_flush (Loop *loop, Deferred *d) {
 }
 
 
-/* Frames a message or control frame into `out`: 0 or a wslay error. */
+/* Frames a message or control frame into `out`: 0, or a wslay error
+** (out of memory), and then what `out` held is dropped (it may end in a
+** partial frame) and not flushed. */
 int aio__ws_frame (WebSocket *ws, uint8_t opcode, const char *p,
                     size_t n) {
   wslay_event_context_ptr ctx = borrow(ws);
   struct wslay_event_msg m;
-  int r;
-  if (ctx == NULL) return WSLAY_ERR_NOMEM;
-  m.opcode = opcode;
-  m.msg = (const uint8_t *)p;
-  m.msg_length = n;
-  r = wslay_event_queue_msg(ctx, &m);
-  if (r == 0) r = wslay_event_send(ctx);
-  release(ws);
+  int r = WSLAY_ERR_NOMEM;
+  if (ctx != NULL) {
+    m.opcode = opcode;
+    m.msg = (const uint8_t *)p;
+    m.msg_length = n;
+    r = wslay_event_queue_msg(ctx, &m);
+    if (r == 0) r = wslay_event_send(ctx);
+    release(ws);
+  }
+  if (r != 0) {
+    aio__buf_free(&ws->out);
+    link_remove(&ws->flush.link);
+  }
   return r;
 }
 

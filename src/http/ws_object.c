@@ -140,11 +140,8 @@ static int send_common (lua_State *L, uint8_t opcode, const char *what) {
   if (opcode == WSLAY_TEXT_FRAME && !aio__utf8_valid(data, len))
     return luaL_argerror(L, 2, "invalid UTF-8 (send_binary sends bytes)");
   if (ws_over(ws)) return closed_error(L, ws);
-  if (aio__ws_frame(ws, opcode, data, len) != 0) {
-    aio__buf_free(&ws->out);
-    link_remove(&ws->flush.link);
+  if (aio__ws_frame(ws, opcode, data, len) != 0)
     return aio__nomem(L, "sending a WebSocket message");
-  }
   if (uv_stream_get_write_queue_size(&ws->s->h.stream) +
       aio_buf_avail(&ws->out) <= WS_WRITE_HIGH) {
     aio__defer(loop, &ws->flush);
@@ -243,11 +240,8 @@ static int ws_ping (lua_State *L) {
   const char *data = luaL_optlstring(L, 2, "", &len);
   luaL_argcheck(L, len <= 125, 2, "a ping carries at most 125 bytes");
   if (ws_over(ws)) return closed_error(L, ws);
-  if (aio__ws_frame(ws, WSLAY_PING, data, len) != 0) {
-    aio__buf_free(&ws->out);
-    link_remove(&ws->flush.link);
+  if (aio__ws_frame(ws, WSLAY_PING, data, len) != 0)
     return aio__nomem(L, "sending a WebSocket ping");
-  }
   aio__ws_flush(ws);
   return 0;
 }

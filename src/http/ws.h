@@ -44,8 +44,7 @@ typedef struct WsPool {
 #define WS_ENDED      0x0020    /* the stream is closed */
 #define WS_PAUSED     0x0040    /* reading stopped: messages not taken */
 #define WS_PING_OUT   0x0080    /* a heartbeat ping awaits its pong */
-#define WS_DROP       0x0100    /* drop the message arriving (closing) */
-#define WS_FDATA      0x0200    /* the frame being parsed carries data */
+#define WS_FDATA      0x0100    /* the frame being parsed carries data */
 
 /*
 ** A WebSocket connection: an I/O object (aio.WebSocket) without libuv
@@ -81,7 +80,6 @@ typedef struct WebSocket {
   double heartbeat;             /* seconds between pings; 0: none */
   double close_timeout;         /* seconds close() waits for the peer */
   char *reason;                 /* close reason (malloc'd), or NULL */
-  uint16_t code;                /* close code: see ws_close_code */
   uint16_t rcode;               /* code of the peer's close frame */
   uint16_t scode;               /* code of our close frame */
   uint16_t fail;                /* code we failed the connection with */

@@ -105,8 +105,7 @@ static void frame_start_cb (wslay_event_context_ptr ctx,
   }
   if (data) {
     ws->msglen = 0;
-    if (ws->flags & (WS_SENT | WS_RCVD)) ws->flags |= WS_DROP;  /* closing */
-    else {
+    if (!(ws->flags & (WS_SENT | WS_RCVD))) {  /* closing: no record, dropped */
       char head[WS_RECORD] = {0};
       head[0] = (char)a->opcode;
       ws->cur = aio_buf_avail(&ws->ready);
@@ -131,7 +130,7 @@ static void frame_chunk_cb (wslay_event_context_ptr ctx,
                             void *ud) {
   WebSocket *ws = cur_ws(ud);
   if (!(ws->flags & WS_FDATA) || ws->fail || ws->cur == WS_NONE ||
-      (ws->flags & WS_DROP) || a->data_length == 0) return;
+      a->data_length == 0) return;
   if (!aio__buf_append(&ws->ready, a->data, a->data_length))
     fail_now(ctx, ws, 1011);
   else ws->msglen += a->data_length;
@@ -164,7 +163,6 @@ static void msg_cb (wslay_event_context_ptr ctx,
   (void)ctx;
   switch (a->opcode) {
     case WSLAY_TEXT_FRAME: case WSLAY_BINARY_FRAME:
-      ws->flags &= ~WS_DROP;
       if (ws->fail || ws->cur == WS_NONE) break;
       {
         size_t len = (size_t)ws->msglen;
@@ -300,19 +298,26 @@ static void on_flush (Loop *loop, Deferred *d) {
 }
 
 
-/* Frames a message or control frame into `out`: 0 or a wslay error. */
+/* Frames a message or control frame into `out`: 0, or a wslay error
+** (out of memory), and then what `out` held is dropped (it may end in a
+** partial frame) and not flushed. */
 int aio__ws_frame (WebSocket *ws, uint8_t opcode, const char *p,
                     size_t n) {
   wslay_event_context_ptr ctx = borrow(ws);
   struct wslay_event_msg m;
-  int r;
-  if (ctx == NULL) return WSLAY_ERR_NOMEM;
-  m.opcode = opcode;
-  m.msg = (const uint8_t *)p;
-  m.msg_length = n;
-  r = wslay_event_queue_msg(ctx, &m);
-  if (r == 0) r = wslay_event_send(ctx);
-  release(ws);
+  int r = WSLAY_ERR_NOMEM;
+  if (ctx != NULL) {
+    m.opcode = opcode;
+    m.msg = (const uint8_t *)p;
+    m.msg_length = n;
+    r = wslay_event_queue_msg(ctx, &m);
+    if (r == 0) r = wslay_event_send(ctx);
+    release(ws);
+  }
+  if (r != 0) {
+    aio__buf_free(&ws->out);
+    link_remove(&ws->flush.link);
+  }
   return r;
 }
 
@@ -355,10 +360,6 @@ void aio__ws_finish (WebSocket *ws) {
   if (ws->flags & (WS_FINISHING | WS_ENDED)) return;
   ws->flags |= WS_FINISHING;
   aio__ws_drop_partial(ws);
-  if (s->io.closing) {
-    aio__ws_end(ws);
-    return;
-  }
   if (s->tls != NULL) aio__tls_shutdown(s);
   r = (uv_shutdown_t *)malloc(sizeof *r);
   if (r == NULL || uv_shutdown(r, &s->h.stream, shutdown_cb) < 0) {
@@ -495,7 +496,7 @@ static void on_timer (Loop *loop, TimerCb *tc) {
   WebSocket *ws = aio_container_of(tc, WebSocket, timer);
   uint64_t beat = (uint64_t)(ws->heartbeat * AIO_NS), now = aio__now(loop);
   if (ws->flags & WS_ENDED) return;
-  if ((ws->flags & WS_FINISHING) || ws->s->io.closing) {
+  if (ws->flags & WS_FINISHING) {
     aio__ws_end(ws);
     return;
   }

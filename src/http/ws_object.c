@@ -40,7 +40,6 @@ static const IoType ws_type = {"WebSocket", ws_io_close, NULL,
 
 /* Has the connection stopped (no more messages will arrive)? */
 static int ws_over (WebSocket *ws) {
-  if (ws->s->io.closing) aio__ws_end(ws);
   return (ws->flags & (WS_SENT | WS_RCVD | WS_ENDED)) || ws->fail;
 }
 
@@ -141,11 +140,8 @@ static int send_common (lua_State *L, uint8_t opcode, const char *what) {
   if (opcode == WSLAY_TEXT_FRAME && !aio__utf8_valid(data, len))
     return luaL_argerror(L, 2, "invalid UTF-8 (send_binary sends bytes)");
   if (ws_over(ws)) return closed_error(L, ws);
-  if (aio__ws_frame(ws, opcode, data, len) != 0) {
-    aio__buf_free(&ws->out);
-    link_remove(&ws->flush.link);
+  if (aio__ws_frame(ws, opcode, data, len) != 0)
     return aio__nomem(L, "sending a WebSocket message");
-  }
   if (uv_stream_get_write_queue_size(&ws->s->h.stream) +
       aio_buf_avail(&ws->out) <= WS_WRITE_HIGH) {
     aio__defer(loop, &ws->flush);
@@ -244,11 +240,8 @@ static int ws_ping (lua_State *L) {
   const char *data = luaL_optlstring(L, 2, "", &len);
   luaL_argcheck(L, len <= 125, 2, "a ping carries at most 125 bytes");
   if (ws_over(ws)) return closed_error(L, ws);
-  if (aio__ws_frame(ws, WSLAY_PING, data, len) != 0) {
-    aio__buf_free(&ws->out);
-    link_remove(&ws->flush.link);
+  if (aio__ws_frame(ws, WSLAY_PING, data, len) != 0)
     return aio__nomem(L, "sending a WebSocket ping");
-  }
   aio__ws_flush(ws);
   return 0;
 }
@@ -266,12 +259,9 @@ static int close_k (lua_State *L, int status, lua_KContext ctx) {
   Loop *loop = ws->io.loop;
   Task *t = loop->current;
   (void)status;
-  if (t->wake == AIO_WAKE_OK && !(ws->flags & WS_ENDED) &&
-      !ws->s->io.closing && !ws->io.closing) {  /* not yet: wait on */
-    link_push(&ws->s->readers, &t->wait.link);
+  if (t->wake == AIO_WAKE_OK && !(ws->flags & WS_ENDED)) { /* wait on */
     aio__timer_arm(loop, &t->timer, (uint64_t)ctx);
-    aio__wait_io(loop, t);
-    return aio__suspend(L, t, ctx, close_k);
+    return aio__io_wait(L, &ws->io, &ws->s->readers, 0, ctx, close_k);
   }
   aio__ws_end(ws);              /* done, timed out, or cancelled: it is over */
   if (t->wake != AIO_WAKE_OK && t->wake != AIO_WAKE_TIMER)
@@ -301,8 +291,8 @@ static int ws_close (lua_State *L) {
   luaL_argcheck(L, n <= 123 && aio__utf8_valid(reason, n), 3,
                 "the reason must be UTF-8 of at most 123 bytes");
   lua_settop(L, 4);
-  if (ws->io.closing || (ws->flags & WS_ENDED)) return 0;
-  if (ws->s->io.closing || t == NULL || !lua_isyieldable(L)) {
+  if (ws->flags & WS_ENDED) return 0;
+  if (t == NULL || !lua_isyieldable(L)) {
     aio__ws_end(ws);
     return 0;
   }
@@ -316,10 +306,9 @@ static int ws_close (lua_State *L) {
   t = aio__task_enter(L, loop, "ws:close");
   if (ws->flags & WS_ENDED) return 0;
   deadline = aio__deadline(loop, secs < 0 ? 0 : secs);
-  link_push(&ws->s->readers, &t->wait.link);
-  aio__timer_arm(loop, &t->timer, deadline);
-  aio__wait_io(loop, t);                      /* the peer's close */
-  return aio__suspend(L, t, (lua_KContext)deadline, close_k);
+  aio__timer_arm(loop, &t->timer, deadline);  /* the peer's close, until */
+  return aio__io_wait(L, &ws->io, &ws->s->readers, 0,
+                      (lua_KContext)deadline, close_k);
 }
 
 
@@ -343,13 +332,12 @@ static int ws__index (lua_State *L) {
   if (k != NULL && ws != NULL) {
     if (strcmp(k, "close_code") == 0) {
       int code = ws_close_code(ws);
-      if (code == 0 && ws->io.closing) code = 1006;
       if (code != 0) lua_pushinteger(L, code);
       else lua_pushnil(L);
       return 1;
     }
     if (strcmp(k, "close_reason") == 0) {
-      if (ws_close_code(ws) == 0 && !ws->io.closing) lua_pushnil(L);
+      if (ws_close_code(ws) == 0) lua_pushnil(L);
       else lua_pushstring(L, ws->reason != NULL ? ws->reason : "");
       return 1;
     }
@@ -358,7 +346,7 @@ static int ws__index (lua_State *L) {
       return 1;
     }
     if (strcmp(k, "closed") == 0) {
-      lua_pushboolean(L, ws->io.closing || ws_over(ws));
+      lua_pushboolean(L, ws_over(ws));
       return 1;
     }
   }
@@ -372,7 +360,7 @@ static int ws__tostring (lua_State *L) {
   lua_getiuservalue(L, 1, 3);
   lua_pushfstring(L, "aio.WebSocket (%s%s)",
                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?",
-                  ws == NULL || ws->io.closing || ws_over(ws) ? ", closed" :
+                  ws == NULL || ws_over(ws) ? ", closed" :
                   "");
   return 1;
 }

@@ -373,7 +373,7 @@ int aio__tls_start (lua_State *L) {
     return aio__nomem(L, "starting TLS");
   tls->handshaking = 1;
   tls->ssl = SSL_new(c->ctx);
-  bio = m != NULL ? BIO_new(m) : NULL;
+  bio = BIO_new(m);
   if (tls->ssl == NULL || bio == NULL) {
     BIO_free(bio);
     SSL_free(tls->ssl);

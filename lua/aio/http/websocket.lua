@@ -183,9 +183,7 @@ local function client_handshake(s, url, authority, path, opts, protocols)
 end
 
 -- Connects and runs the handshake; closes the stream on failure.
-local function connect(url, opts)
-  local scheme, host, port, path, authority = parse_url(url)
-  local protocols = check_protocols(opts.protocols, 2, "ws_connect")
+local function connect(url, opts, protocols, scheme, host, port, path, authority)
   local tls = scheme == "wss" and { verify = opts.verify ~= false, ca_file = opts.ca_file } or nil
   local s = tcp.connect(host, port, { tls = tls })
   local ok, ws = pcall(client_handshake, s, url, authority, path, opts, protocols)
@@ -208,14 +206,15 @@ end
 ---@param opts? {headers?: table<string, string>, protocols?: string|string[], timeout?: number, max_message?: integer, heartbeat?: number, verify?: boolean, ca_file?: string, close_timeout?: number}
 ---@return aio.http.WebSocket
 function M.ws_connect(url, opts)
-  parse_url(url)
+  local scheme, host, port, path, authority = parse_url(url)
   opts = args.opts(opts, 2, "ws_connect", CLIENT_OPTS)
   local secs = opts.timeout ~= nil and args.duration(opts.timeout, 2, "ws_connect", "timeout")
     or HANDSHAKE_TIMEOUT
   check_common(opts, 2, "ws_connect")
   args.option(opts.ca_file, "string", 2, "ws_connect", "ca_file")
-  check_protocols(opts.protocols, 2, "ws_connect")
-  local ok, r = pcall(timeout, secs, connect, url, opts)
+  local protocols = check_protocols(opts.protocols, 2, "ws_connect")
+  local ok, r = pcall(timeout, secs, connect, url, opts, protocols, scheme, host, port, path,
+    authority)
   if ok then return r end
   if is_error(r, "timeout") and r.seconds == secs then
     r = Error("timeout", ("WebSocket handshake with %s timed out after %g s"):format(url, secs),

@@ -19,7 +19,6 @@ static const IoType conn_type;
 const char aio__hs_conn_key = 0;
 
 static void conn_read_on (HttpConn *c);
-static void conn_read_off (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
 
 
@@ -87,7 +86,7 @@ static void conn_close (IoHandle *io) {
   if (c->file != NULL) aio__hs_file_abandon(c);
   if (c->file != NULL) {           /* the handle closes in its callback */
     c->closing_pending = 1;
-    conn_read_off(c);
+    aio__stream_read_stop(&c->s);
     aio__notify_all(loop, &c->s.readers);
   }
   else aio__stream_close(io);      /* as any stream (a taken-over one too) */
@@ -204,14 +203,6 @@ static void alloc_cb (uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 
-static void conn_read_off (HttpConn *c) {
-  if (c->s.reading) {
-    uv_read_stop(&c->s.h.stream);
-    c->s.reading = 0;
-  }
-}
-
-
 /* The client is gone (EOF or an error) while a request is being served:
 ** its handler is cancelled; a head waiting for the dispatcher is dropped. */
 static void conn_gone (HttpConn *c) {
@@ -312,7 +303,7 @@ static void read_cb (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) return;
   if (nread < 0) {
     c->s.rerr = (int)nread;
-    conn_read_off(c);
+    aio__stream_read_stop(&c->s);
     switch (c->state) {
       case HC_QUEUED: case HC_ACTIVE: conn_gone(c); break;
       default: aio__hs_conn_close(c); break;
@@ -352,7 +343,7 @@ static void read_cb (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
       else aio__notify_all(c->s.io.loop, &c->s.readers);
       break;
   }
-  if (aio_buf_avail(in) >= HS_HIGH_WATER) conn_read_off(c);
+  if (aio_buf_avail(in) >= HS_HIGH_WATER) aio__stream_read_stop(&c->s);
 }
 
 
@@ -548,7 +539,7 @@ static int hs_peer (lua_State *L) {
 /* Hands connection `c` over as a plain Stream (see server.h). */
 void aio__hs_takeover (HttpConn *c) {
   HttpServer *srv = c->srv;
-  conn_read_off(c);
+  aio__stream_read_stop(&c->s);
   timer_stop(c);
   aio__hp_free(&c->hp);
   aio__buf_free(&c->body);

@@ -259,7 +259,7 @@ void aio__hs_accept_held (HttpServer *srv);
 HttpConn *aio__hs_conn_accept (HttpServer *srv);
 void aio__hs_conn_dispatched (HttpConn *c, Task *t);
 void aio__hs_conn_detach (HttpConn *c);
-void aio__open_http_conn (lua_State *L, int core);
+void aio__open_http_conn (lua_State *L, int loopidx);
 HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx);
 HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx);
 void aio__hs_request_end (HttpConn *c);
@@ -269,7 +269,6 @@ void aio__hs_read_on (HttpConn *c);
 void aio__hs_takeover (HttpConn *c);
 void aio__hs_close_done (HttpConn *c);
 
-extern const char aio__hs_conn_key;   /* registry: the connection metatable */
 IoRef *aio__hs_test_conn (lua_State *L, int idx);
 
 /* server_request.c: the request table and the body */

@@ -16,7 +16,7 @@
 #include "server.h"
 
 static const IoType conn_type;
-const char aio__hs_conn_key = 0;
+static const AioClass conn_class;
 
 static void conn_read_on (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
@@ -482,24 +482,18 @@ HttpConn *aio__hs_conn_accept (HttpServer *srv) {
 ** Connections seen from Lua
 ** ------------------------------------------------------------------- */
 
+/* The connection object at `idx` (not one taken over), or NULL. */
+IoRef *aio__hs_test_conn (lua_State *L, int idx) {
+  return (IoRef *)aio__toobj(L, idx, &conn_class);
+}
+
+
 /*
 ** The connection of a request: argument `idx` is its connection object,
 ** `seqidx` the request's number. Raises `usage` if that request is over
 ** (or the connection was taken over), `closed` if the connection is
 ** (aio__hs_conn_or_null returns NULL instead).
 */
-/* The connection object at `idx`, or NULL. */
-IoRef *aio__hs_test_conn (lua_State *L, int idx) {
-  IoRef *ref = (IoRef *)lua_touserdata(L, idx);
-  int ok;
-  if (ref == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__hs_conn_key);
-  ok = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return ok ? ref : NULL;
-}
-
-
 HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx) {
   IoRef *ref = aio__hs_test_conn(L, idx);
   HttpConn *c;
@@ -525,7 +519,7 @@ HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx) {
 
 /* core.http_server.peer(conn) -> host, port of the client. */
 static int hs_peer (lua_State *L) {
-  IoRef *ref = (IoRef *)luaL_checkudata(L, 1, HTTP_CONN_MT);
+  IoRef *ref = (IoRef *)aio__checkobj(L, 1, &conn_class);
   HttpConn *c = (HttpConn *)ref->io;
   if (c == NULL || !aio_conn_live(c) ||
       aio__push_address(L, &c->s.h.tcp, 1) != 0) {
@@ -602,11 +596,10 @@ static const luaL_Reg conn_funcs[] = {
 };
 
 
-/* Opens the connection class (its metatable kept in the registry for
-** aio__hs_test_conn) and adds peer and takeover to the table on top;
-** `core` is the index of the core table. */
-void aio__open_http_conn (lua_State *L, int core) {
-  aio__class_open(L, core, &conn_class);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__hs_conn_key);
-  aio__setfuncs(L, core, conn_funcs);
+/* Opens the connection class and adds peer and takeover to the table on
+** top; `loopidx` is the index of the loop userdata. */
+void aio__open_http_conn (lua_State *L, int loopidx) {
+  aio__class_open(L, loopidx, &conn_class);
+  lua_pop(L, 1);
+  aio__setfuncs(L, loopidx, conn_funcs);
 }

@@ -181,7 +181,6 @@ typedef struct HttpServer {
   uint32_t npending;             /* closed, the handle's close held up by
                                  ** a file send's request in flight */
   uint64_t naccepted, nrequests;
-  int accept_err;                /* an accept error to report, or 0 */
   uint8_t listening;             /* the listening socket is open */
   uint8_t held;                  /* libuv holds a connection not taken */
   uint8_t closing;               /* shutdown: Connection: close */
@@ -256,7 +255,7 @@ void aio__hs_check_idle (HttpServer *srv);
 void aio__hs_accept_held (HttpServer *srv);
 
 /* server_conn.c */
-HttpConn *aio__hs_conn_accept (HttpServer *srv);
+void aio__hs_conn_accept (HttpServer *srv);
 void aio__hs_conn_dispatched (HttpConn *c, Task *t);
 void aio__hs_conn_detach (HttpConn *c);
 void aio__open_http_conn (lua_State *L, int loopidx);

@@ -439,23 +439,18 @@ void aio__hs_conn_dispatched (HttpConn *c, Task *t) {
 }
 
 
-/* Accepts the connection libuv holds for `srv` (NULL if that failed:
-** srv->accept_err says why). */
-HttpConn *aio__hs_conn_accept (HttpServer *srv) {
+/* Accepts the connection libuv holds for `srv` (dropped if that fails). */
+void aio__hs_conn_accept (HttpServer *srv) {
   Loop *loop = srv->io.loop;
   HttpConn *c = (HttpConn *)aio__stream_new(loop, srv->scratch,
                                             sizeof(HttpConn), &conn_type);
   int rc;
   srv->held = 0;
-  if (c == NULL) {
-    srv->accept_err = UV_ENOMEM;
-    return NULL;
-  }
+  if (c == NULL) return;
   rc = uv_accept((uv_stream_t *)&srv->tcp, &c->s.h.stream);
   if (rc < 0) {
-    srv->accept_err = rc;
     aio__io_close(&c->s.io);
-    return NULL;
+    return;
   }
   uv_tcp_nodelay(&c->s.h.tcp, 1);
   c->s.in.keep = 0;                    /* an idle connection keeps no buffer */
@@ -474,7 +469,6 @@ HttpConn *aio__hs_conn_accept (HttpServer *srv) {
   srv->naccepted++;
   timer_arm(c, srv->lim.header_ns);
   conn_read_on(c);
-  return c;
 }
 
 

@@ -285,6 +285,7 @@ void aio__hs_write_done (HttpConn *c);
 const char *aio__hs_date (HttpServer *srv);
 int aio__hs_send (HttpConn *c, const uv_buf_t *bufs, int n);
 int aio__hs_send_error (HttpConn *c, int status);
+int aio__hs_gone (lua_State *L);
 void aio__hs_send_file_head (lua_State *L, HttpConn *c, int status,
                              int hidx, int ctidx, uint64_t clen);
 void aio__hs_check_head (lua_State *L, HttpConn *c, int status, int hidx,

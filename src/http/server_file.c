@@ -81,6 +81,7 @@ static void file_close (IoHandle *io) {
 
 
 static const IoType file_type = {"file", file_close, NULL, NULL};
+static const AioClass file_class;
 
 
 static void openreq_gc (Req *r) {
@@ -367,8 +368,8 @@ static int hs_send_file (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   HttpConn *c = aio__hs_conn(L, 1, 2);
   lua_Integer status = luaL_checkinteger(L, 3);
-  HttpFile *file = (HttpFile *)((IoRef *)luaL_checkudata(L, 5,
-                                                         HTTP_FILE_MT))->io;
+  HttpFile *file = (HttpFile *)((IoRef *)aio__checkobj(L, 5,
+                                                      &file_class))->io;
   lua_Integer off = luaL_checkinteger(L, 6), len = luaL_checkinteger(L, 7);
   int hidx = lua_isnoneornil(L, 4) ? 0 : 4;
   int ctidx = lua_isnoneornil(L, 8) ? 0 : 8;

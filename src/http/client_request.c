@@ -636,14 +636,14 @@ static int decode_fail (HttpRequest *r, int fail, const char *why) {
 
 
 /*
-** Inflates the next chunk (HTTP_CHUNK bytes at most) of a compressed
-** streamed body from the bytes in r->in, and pushes it: returns 1. 0: it
-** needs more input (nothing pushed); -1: the body cannot be decoded or
-** went past max_body (the request failed).
+** Inflates the next chunk (HTTP_CHUNK bytes at most, into the loop's
+** scratch buffer) of a compressed streamed body from the bytes in r->in,
+** and pushes it: returns 1. 0: it needs more input (nothing pushed); -1:
+** the body cannot be decoded or went past max_body (the request failed).
 */
 static int decode_chunk (lua_State *L, HttpRequest *r) {
   z_stream *z = r->z;
-  luaL_Buffer b;
+  char *out;
   size_t avail = aio_buf_avail(&r->in), produced;
   uInt take = avail > UINT32_MAX ? UINT32_MAX : (uInt)avail;
   int rc;
@@ -678,27 +678,23 @@ static int decode_chunk (lua_State *L, HttpRequest *r) {
   if (avail == 0) return 0;
   z->next_in = (Bytef *)aio_buf_head(&r->in);
   z->avail_in = take;
-  z->next_out = (Bytef *)luaL_buffinitsize(L, &b, HTTP_CHUNK);
+  out = aio__io_scratch(L);
+  z->next_out = (Bytef *)out;
   z->avail_out = HTTP_CHUNK;
   rc = inflate(z, Z_NO_FLUSH);
   produced = HTTP_CHUNK - z->avail_out;
   r->in.off += take - z->avail_in;
   if (r->in.off == r->in.len) r->in.off = r->in.len = 0;
   if (rc == Z_STREAM_END) r->coding = HTTP_C_END;
-  else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-    lua_pop(L, 1);                        /* the buffer */
+  else if (rc != Z_OK && rc != Z_BUF_ERROR)
     return decode_fail(r, rc == Z_MEM_ERROR ? HTTP_F_NOMEM : HTTP_F_CODING,
                        z->msg != NULL ? z->msg : "invalid compressed data");
-  }
   r->decoded += (curl_off_t)produced;
-  if (r->max_body >= 0 && r->decoded > r->max_body) {
-    lua_pop(L, 1);
+  if (r->max_body >= 0 && r->decoded > r->max_body)
     return decode_fail(r, HTTP_F_BODY, NULL);
-  }
-  luaL_pushresultsize(&b, produced);
-  if (produced > 0) return 1;
-  lua_pop(L, 1);
-  return 0;
+  if (produced == 0) return 0;
+  lua_pushlstring(L, out, produced);
+  return 1;
 }
 
 

@@ -33,8 +33,9 @@
                                   ** that keeps one ends */
 #define HTTP_HIGH_WATER (256 * 1024)  /* streamed bytes buffered at most
                                       ** before the transfer is paused */
-#define HTTP_CHUNK (64 * 1024)    /* decoded bytes per chunk of a streamed
-                                  ** compressed body, at most */
+#define HTTP_CHUNK AIO_READ_SIZE  /* decoded bytes per chunk of a streamed
+                                  ** compressed body, at most (inflated
+                                  ** into the loop's scratch buffer) */
 
 
 /* A host ("scheme://host:port") as the admission limits count it. */

@@ -41,10 +41,7 @@ static int make_room (HttpServer *srv) {
 
 static void connection_cb (uv_stream_t *server, int status) {
   HttpServer *srv = (HttpServer *)server->data;
-  if (status < 0) {
-    srv->accept_err = status;
-    return;
-  }
+  if (status < 0) return;               /* libuv goes on listening */
   if (srv->closing ||
       (srv->lim.max_conns > 0 && srv->nconns + srv->ntaken >= srv->lim.max_conns)) {
     srv->held = 1;                      /* libuv stops accepting meanwhile */
@@ -221,11 +218,11 @@ static int srv_wait_idle (lua_State *L) {
 }
 
 
-/* srv:stats() -> {connections, requests, in_flight, accepted, taken_over,
-** accept_errors} */
+/* srv:stats() -> {connections, requests, in_flight, accepted,
+** taken_over} */
 static int srv_stats (lua_State *L) {
   HttpServer *srv = toserver(L);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)(srv->nconns + srv->ntaken));
   lua_setfield(L, -2, "connections");
   lua_pushinteger(L, (lua_Integer)srv->nrequests);

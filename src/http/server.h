@@ -181,7 +181,6 @@ typedef struct HttpServer {
   uint32_t npending;             /* closed, the handle's close held up by
                                  ** a file send's request in flight */
   uint64_t naccepted, nrequests;
-  int accept_err;                /* an accept error to report, or 0 */
   uint8_t listening;             /* the listening socket is open */
   uint8_t held;                  /* libuv holds a connection not taken */
   uint8_t closing;               /* shutdown: Connection: close */
@@ -256,10 +255,10 @@ void aio__hs_check_idle (HttpServer *srv);
 void aio__hs_accept_held (HttpServer *srv);
 
 /* server_conn.c */
-HttpConn *aio__hs_conn_accept (HttpServer *srv);
+void aio__hs_conn_accept (HttpServer *srv);
 void aio__hs_conn_dispatched (HttpConn *c, Task *t);
 void aio__hs_conn_detach (HttpConn *c);
-void aio__open_http_conn (lua_State *L, int core);
+void aio__open_http_conn (lua_State *L, int loopidx);
 HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx);
 HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx);
 void aio__hs_request_end (HttpConn *c);
@@ -269,7 +268,6 @@ void aio__hs_read_on (HttpConn *c);
 void aio__hs_takeover (HttpConn *c);
 void aio__hs_close_done (HttpConn *c);
 
-extern const char aio__hs_conn_key;   /* registry: the connection metatable */
 IoRef *aio__hs_test_conn (lua_State *L, int idx);
 
 /* server_request.c: the request table and the body */
@@ -287,6 +285,7 @@ void aio__hs_write_done (HttpConn *c);
 const char *aio__hs_date (HttpServer *srv);
 int aio__hs_send (HttpConn *c, const uv_buf_t *bufs, int n);
 int aio__hs_send_error (HttpConn *c, int status);
+int aio__hs_gone (lua_State *L);
 void aio__hs_send_file_head (lua_State *L, HttpConn *c, int status,
                              int hidx, int ctidx, uint64_t clen);
 void aio__hs_check_head (lua_State *L, HttpConn *c, int status, int hidx,

@@ -16,10 +16,9 @@
 #include "server.h"
 
 static const IoType conn_type;
-const char aio__hs_conn_key = 0;
+static const AioClass conn_class;
 
 static void conn_read_on (HttpConn *c);
-static void conn_read_off (HttpConn *c);
 static void conn_parse_buffered (HttpConn *c);
 
 
@@ -87,7 +86,7 @@ static void conn_close (IoHandle *io) {
   if (c->file != NULL) aio__hs_file_abandon(c);
   if (c->file != NULL) {           /* the handle closes in its callback */
     c->closing_pending = 1;
-    conn_read_off(c);
+    aio__stream_read_stop(&c->s);
     aio__notify_all(loop, &c->s.readers);
   }
   else aio__stream_close(io);      /* as any stream (a taken-over one too) */
@@ -204,14 +203,6 @@ static void alloc_cb (uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 
-static void conn_read_off (HttpConn *c) {
-  if (c->s.reading) {
-    uv_read_stop(&c->s.h.stream);
-    c->s.reading = 0;
-  }
-}
-
-
 /* The client is gone (EOF or an error) while a request is being served:
 ** its handler is cancelled; a head waiting for the dispatcher is dropped. */
 static void conn_gone (HttpConn *c) {
@@ -312,7 +303,7 @@ static void read_cb (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) return;
   if (nread < 0) {
     c->s.rerr = (int)nread;
-    conn_read_off(c);
+    aio__stream_read_stop(&c->s);
     switch (c->state) {
       case HC_QUEUED: case HC_ACTIVE: conn_gone(c); break;
       default: aio__hs_conn_close(c); break;
@@ -352,7 +343,7 @@ static void read_cb (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
       else aio__notify_all(c->s.io.loop, &c->s.readers);
       break;
   }
-  if (aio_buf_avail(in) >= HS_HIGH_WATER) conn_read_off(c);
+  if (aio_buf_avail(in) >= HS_HIGH_WATER) aio__stream_read_stop(&c->s);
 }
 
 
@@ -448,23 +439,18 @@ void aio__hs_conn_dispatched (HttpConn *c, Task *t) {
 }
 
 
-/* Accepts the connection libuv holds for `srv` (NULL if that failed:
-** srv->accept_err says why). */
-HttpConn *aio__hs_conn_accept (HttpServer *srv) {
+/* Accepts the connection libuv holds for `srv` (dropped if that fails). */
+void aio__hs_conn_accept (HttpServer *srv) {
   Loop *loop = srv->io.loop;
   HttpConn *c = (HttpConn *)aio__stream_new(loop, srv->scratch,
                                             sizeof(HttpConn), &conn_type);
   int rc;
   srv->held = 0;
-  if (c == NULL) {
-    srv->accept_err = UV_ENOMEM;
-    return NULL;
-  }
+  if (c == NULL) return;
   rc = uv_accept((uv_stream_t *)&srv->tcp, &c->s.h.stream);
   if (rc < 0) {
-    srv->accept_err = rc;
     aio__io_close(&c->s.io);
-    return NULL;
+    return;
   }
   uv_tcp_nodelay(&c->s.h.tcp, 1);
   c->s.in.keep = 0;                    /* an idle connection keeps no buffer */
@@ -483,7 +469,6 @@ HttpConn *aio__hs_conn_accept (HttpServer *srv) {
   srv->naccepted++;
   timer_arm(c, srv->lim.header_ns);
   conn_read_on(c);
-  return c;
 }
 
 
@@ -491,24 +476,18 @@ HttpConn *aio__hs_conn_accept (HttpServer *srv) {
 ** Connections seen from Lua
 ** ------------------------------------------------------------------- */
 
+/* The connection object at `idx` (not one taken over), or NULL. */
+IoRef *aio__hs_test_conn (lua_State *L, int idx) {
+  return (IoRef *)aio__toobj(L, idx, &conn_class);
+}
+
+
 /*
 ** The connection of a request: argument `idx` is its connection object,
 ** `seqidx` the request's number. Raises `usage` if that request is over
 ** (or the connection was taken over), `closed` if the connection is
 ** (aio__hs_conn_or_null returns NULL instead).
 */
-/* The connection object at `idx`, or NULL. */
-IoRef *aio__hs_test_conn (lua_State *L, int idx) {
-  IoRef *ref = (IoRef *)lua_touserdata(L, idx);
-  int ok;
-  if (ref == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__hs_conn_key);
-  ok = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return ok ? ref : NULL;
-}
-
-
 HttpConn *aio__hs_conn_or_null (lua_State *L, int idx, int seqidx) {
   IoRef *ref = aio__hs_test_conn(L, idx);
   HttpConn *c;
@@ -534,7 +513,7 @@ HttpConn *aio__hs_conn (lua_State *L, int idx, int seqidx) {
 
 /* core.http_server.peer(conn) -> host, port of the client. */
 static int hs_peer (lua_State *L) {
-  IoRef *ref = (IoRef *)luaL_checkudata(L, 1, HTTP_CONN_MT);
+  IoRef *ref = (IoRef *)aio__checkobj(L, 1, &conn_class);
   HttpConn *c = (HttpConn *)ref->io;
   if (c == NULL || !aio_conn_live(c) ||
       aio__push_address(L, &c->s.h.tcp, 1) != 0) {
@@ -548,7 +527,7 @@ static int hs_peer (lua_State *L) {
 /* Hands connection `c` over as a plain Stream (see server.h). */
 void aio__hs_takeover (HttpConn *c) {
   HttpServer *srv = c->srv;
-  conn_read_off(c);
+  aio__stream_read_stop(&c->s);
   timer_stop(c);
   aio__hp_free(&c->hp);
   aio__buf_free(&c->body);
@@ -611,11 +590,10 @@ static const luaL_Reg conn_funcs[] = {
 };
 
 
-/* Opens the connection class (its metatable kept in the registry for
-** aio__hs_test_conn) and adds peer and takeover to the table on top;
-** `core` is the index of the core table. */
-void aio__open_http_conn (lua_State *L, int core) {
-  aio__class_open(L, core, &conn_class);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &aio__hs_conn_key);
-  aio__setfuncs(L, core, conn_funcs);
+/* Opens the connection class and adds peer and takeover to the table on
+** top; `loopidx` is the index of the loop userdata. */
+void aio__open_http_conn (lua_State *L, int loopidx) {
+  aio__class_open(L, loopidx, &conn_class);
+  lua_pop(L, 1);
+  aio__setfuncs(L, loopidx, conn_funcs);
 }

@@ -81,6 +81,7 @@ static void file_close (IoHandle *io) {
 
 
 static const IoType file_type = {"file", file_close, NULL, NULL};
+static const AioClass file_class;
 
 
 static void openreq_gc (Req *r) {
@@ -351,9 +352,7 @@ static int send_k (lua_State *L, int status, lua_KContext ctx) {
   if (c->resp == HR_DONE) return 0;
   if (!aio_conn_live(c) || c->broken || c->file == NULL) {
     aio__checkpoint(L, t);               /* a cancellation comes first */
-    aio__error_new(L, "io", "the client closed the connection");
-    aio__setfield_str(L, "code", "EPIPE");
-    return lua_error(L);
+    return aio__hs_gone(L);
   }
   return aio__io_wait(L, &c->s.io, &c->writers, 0, 0, send_k);
 }
@@ -369,13 +368,12 @@ static int hs_send_file (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   HttpConn *c = aio__hs_conn(L, 1, 2);
   lua_Integer status = luaL_checkinteger(L, 3);
-  HttpFile *file = (HttpFile *)((IoRef *)luaL_checkudata(L, 5,
-                                                         HTTP_FILE_MT))->io;
+  HttpFile *file = (HttpFile *)((IoRef *)aio__checkobj(L, 5,
+                                                      &file_class))->io;
   lua_Integer off = luaL_checkinteger(L, 6), len = luaL_checkinteger(L, 7);
   int hidx = lua_isnoneornil(L, 4) ? 0 : 4;
   int ctidx = lua_isnoneornil(L, 8) ? 0 : 8;
   HttpFileSend *f;
-  Task *t;
   if (hidx) luaL_checktype(L, 4, LUA_TTABLE);
   if (ctidx) luaL_checktype(L, 8, LUA_TSTRING);
   luaL_argcheck(L, status >= 200 && status <= 999, 3, "invalid status");
@@ -383,7 +381,7 @@ static int hs_send_file (lua_State *L) {
   if (file == NULL || file->fd < 0) return aio__closed_error(L, "file");
   if (c->resp != HR_NONE)
     aio__usage(L, "a response was already sent for this request");
-  t = aio__task_enter(L, loop, "send a file");
+  aio__task_enter(L, loop, "send a file");
   aio__hs_check_head(L, c, (int)status, hidx, ctidx);
   f = (HttpFileSend *)calloc(1, sizeof *f);
   if (f == NULL) return aio__nomem(L, "sending a file");
@@ -403,12 +401,8 @@ static int hs_send_file (lua_State *L) {
   if (!c->writing && aio_buf_avail(&c->out) == 0) aio__hs_file_kick(c);
   lua_settop(L, 1);
   if (c->resp == HR_DONE) return 0;
-  if (!aio_conn_live(c) || c->broken || c->file == NULL) {
-    aio__error_new(L, "io", "the client closed the connection");
-    aio__setfield_str(L, "code", "EPIPE");
-    return lua_error(L);
-  }
-  (void)t;
+  if (!aio_conn_live(c) || c->broken || c->file == NULL)
+    return aio__hs_gone(L);
   return aio__io_wait(L, &c->s.io, &c->writers, 0, 0, send_k);
 }
 

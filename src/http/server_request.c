@@ -210,6 +210,18 @@ static int body_error (lua_State *L, HttpConn *c) {
 }
 
 
+/* Feeds the buffered input to the parser (body bytes go to c->body).
+** Returns 0 if the body is invalid (see body_error). */
+static int feed_body (HttpConn *c) {
+  Buf *in = &c->s.in.buf;
+  size_t n;
+  int rc = aio__hp_feed(&c->hp, aio_buf_head(in), aio_buf_avail(in), &n);
+  aio__buf_consume(in, n, c->s.in.keep);
+  if (rc == HP_DONE) c->body_done = 1;
+  return rc != HP_ERROR;
+}
+
+
 static int read_body (lua_State *L, HttpConn *c);
 
 static int read_k (lua_State *L, int status, lua_KContext ctx) {
@@ -242,13 +254,8 @@ static int read_body (lua_State *L, HttpConn *c) {
       return 1;
     }
     if (aio_buf_avail(in) > 0) {
-      size_t n;
-      int rc;
       c->hp.body = &c->body;
-      rc = aio__hp_feed(&c->hp, aio_buf_head(in), aio_buf_avail(in), &n);
-      aio__buf_consume(in, n, c->s.in.keep);
-      if (rc == HP_DONE) c->body_done = 1;
-      else if (rc == HP_ERROR) return body_error(L, c);
+      if (!feed_body(c)) return body_error(L, c);
       aio__hs_read_on(c);
       continue;
     }
@@ -291,13 +298,8 @@ static int hs_read (lua_State *L) {
     c->hp.max_body = max;
     c->hp.body = &c->body;
     aio__hp_resume(&c->hp);
-    if (aio_buf_avail(in) > 0) {           /* what came with the head */
-      size_t n;
-      int rc = aio__hp_feed(&c->hp, aio_buf_head(in), aio_buf_avail(in), &n);
-      aio__buf_consume(in, n, c->s.in.keep);
-      if (rc == HP_DONE) c->body_done = 1;
-      else if (rc == HP_ERROR) return body_error(L, c);
-    }
+    if (aio_buf_avail(in) > 0 && !feed_body(c))  /* came with the head */
+      return body_error(L, c);
     if (c->hp.expect_continue && !c->continued && c->resp == HR_NONE &&
         c->hp.body_total == 0 && aio_buf_avail(in) == 0 && !c->body_done) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";

@@ -470,8 +470,9 @@ static HttpConn *stream_conn (lua_State *L) {
 }
 
 
-/* Raises `io`: the client went away while a response was written. */
-static int gone (lua_State *L) {
+/* Raises `io` (code EPIPE): the client went away while a response was
+** written. */
+int aio__hs_gone (lua_State *L) {
   aio__error_new(L, "io", "the client closed the connection");
   aio__setfield_str(L, "code", "EPIPE");
   return lua_error(L);
@@ -486,7 +487,7 @@ static int drain_k (lua_State *L, int status, lua_KContext ctx) {
   if (t->wake != AIO_WAKE_OK) return aio__wake_raise(L, t);
   if (!aio_conn_live(c) || c->broken) {
     aio__checkpoint(L, t);               /* a cancellation comes first */
-    return gone(L);
+    return aio__hs_gone(L);
   }
   if (pending(c) > HS_HIGH_WATER)
     return aio__io_wait(L, &c->s.io, &c->writers, 0, 0, drain_k);
@@ -504,7 +505,7 @@ static int hs_write (lua_State *L) {
   const char *data = luaL_checklstring(L, 3, &len);
   lua_settop(L, 3);
   aio__task_enter(L, loop, "response writer:write");
-  if (c->broken) return gone(L);
+  if (c->broken) return aio__hs_gone(L);
   if (len > 0 && !c->is_head) {
     if (c->chunked_out) {
       char size[24];
@@ -520,7 +521,7 @@ static int hs_write (lua_State *L) {
       aio__hs_send(c, &b, 1);
     }
   }
-  if (!aio_conn_live(c) || c->broken) return gone(L);
+  if (!aio_conn_live(c) || c->broken) return aio__hs_gone(L);
   if (pending(c) > HS_HIGH_WATER)
     return aio__io_wait(L, &c->s.io, &c->writers, 0, 0, drain_k);
   return 0;

@@ -461,7 +461,7 @@ end
 -- Keeps the traceback of a handler's error (cancellations need none).
 local function msgh(e)
   if is_error(e, "cancelled") then return e end
-  return { err = e, tb = traceback(is_error(e) and tostring(e) or tostring(e), 2) }
+  return { err = e, tb = traceback(tostring(e), 2) }
 end
 
 local function report(req, e, tb)

@@ -439,14 +439,18 @@ void aio__hs_conn_dispatched (HttpConn *c, Task *t) {
 }
 
 
-/* Accepts the connection libuv holds for `srv` (dropped if that fails). */
+/* Accepts the connection libuv holds for `srv` (dropped if uv_accept
+** fails, still held if there is no memory for it). */
 void aio__hs_conn_accept (HttpServer *srv) {
   Loop *loop = srv->io.loop;
   HttpConn *c = (HttpConn *)aio__stream_new(loop, srv->scratch,
                                             sizeof(HttpConn), &conn_type);
   int rc;
+  if (c == NULL) {                     /* libuv keeps holding it (and stops */
+    srv->held = 1;                     /* accepting): retried at the next close */
+    return;
+  }
   srv->held = 0;
-  if (c == NULL) return;
   rc = uv_accept((uv_stream_t *)&srv->tcp, &c->s.h.stream);
   if (rc < 0) {
     aio__io_close(&c->s.io);

@@ -412,6 +412,7 @@ void *aio__toobj (lua_State *L, int idx, const AioClass *cls);
 void *aio__checkobj (lua_State *L, int idx, const AioClass *cls);
 const char *aio__cstring (lua_State *L, int idx, const char *what);
 const char *aio__checkcstring (lua_State *L, int arg, const char *what);
+void aio__checkcallable (lua_State *L, int arg);
 void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l);
 
 #define aio_upvalue_loop(L) \

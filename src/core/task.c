@@ -150,9 +150,7 @@ static int l_spawn (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   int n = lua_gettop(L);                 /* fn + args */
   Task *t;
-  if (lua_type(L, 1) != LUA_TFUNCTION && !luaL_getmetafield(L, 1, "__call"))
-    luaL_typeerror(L, 1, "function");
-  lua_settop(L, n);
+  aio__checkcallable(L, 1);
   aio__check_running(L, loop, "aio.spawn");
   if (n > LUAI_MAXSTACK - 64)      /* its coroutine must hold them all */
     aio__usage(L, "aio.spawn: too many arguments");

@@ -81,7 +81,6 @@ static void cancel_all (lua_State *L, Loop *loop, int kill) {
       else if (t->co != NULL && t != loop->current) {
         aio__error_new(L, "interrupted", "task killed: aio.run was "
                        "interrupted again while shutting down");
-        if (t->flags & AIO_TF_INREADY) t->state = AIO_TASK_WAITING;
         aio__task_disarm(loop, t);
         aio__task_kill(loop, t);
       }

@@ -110,13 +110,14 @@ void aio__clock_jump (Loop *loop, uint64_t to) {
 ** never jumps. aio__req_wait and aio__io_wait (unless the object's IoType
 ** is `passive`) call it; a module that suspends on I/O with aio__suspend
 ** directly calls it first. Cleared when the task is woken
-** (aio__task_disarm).
+** (aio__task_disarm). Only a virtual clock counts them: a real one does
+** nothing here.
 */
 void aio__wait_io (Loop *loop, Task *t) {
   Clock *c = &loop->clock;
-  if (t->iowait) return;
+  if (!c->virt || t->iowait) return;
   t->iowait = 1;
-  if (c->nio++ == 0 && c->virt) c->mark = uv_hrtime();
+  if (c->nio++ == 0) c->mark = uv_hrtime();
 }
 
 

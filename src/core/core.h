@@ -212,7 +212,8 @@ typedef struct Task {
   uint8_t flags;        /* AIO_TF_* */
   uint8_t nargs;        /* values pushed on co for the next resume */
   uint8_t nexpired;     /* expired deadline scopes in the chain */
-  uint8_t iowait;       /* its wait is on I/O (aio__wait_io) */
+  uint8_t iowait;       /* its wait is on I/O (aio__wait_io; virtual
+                           clock only) */
   uint8_t packed;       /* NEW: its body is a table {fn, args..., n=} */
 } Task;
 
@@ -280,7 +281,7 @@ typedef struct Anchors {
 */
 typedef struct Clock {
   uint8_t virt;          /* 1: virtual */
-  uint32_t nio;          /* tasks waiting on I/O (Task.iowait) */
+  uint32_t nio;          /* virtual: tasks waiting on I/O (Task.iowait) */
   uint64_t vnow;         /* virtual: the time (ns) at the last update */
   uint64_t mark;         /* virtual: real time (ns) of the last update */
   uint64_t autojump;     /* virtual: idle real ns before a jump */
@@ -412,6 +413,7 @@ void *aio__toobj (lua_State *L, int idx, const AioClass *cls);
 void *aio__checkobj (lua_State *L, int idx, const AioClass *cls);
 const char *aio__cstring (lua_State *L, int idx, const char *what);
 const char *aio__checkcstring (lua_State *L, int arg, const char *what);
+void aio__checkcallable (lua_State *L, int arg);
 void aio__setfuncs (lua_State *L, int loopidx, const luaL_Reg *l);
 
 #define aio_upvalue_loop(L) \

@@ -139,6 +139,18 @@ const char *aio__checkcstring (lua_State *L, int arg, const char *what) {
 }
 
 
+/* Argument `arg` must be callable (a function, or a value with a __call
+** metamethod); a standard argument error otherwise. */
+void aio__checkcallable (lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, arg, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_typeerror(L, arg, "function");
+}
+
+
 /* The userdata at `idx` if it is an object of class `cls`, else NULL. */
 void *aio__toobj (lua_State *L, int idx, const AioClass *cls) {
   void *p = lua_touserdata(L, idx);

@@ -81,7 +81,6 @@ static void cancel_all (lua_State *L, Loop *loop, int kill) {
       else if (t->co != NULL && t != loop->current) {
         aio__error_new(L, "interrupted", "task killed: aio.run was "
                        "interrupted again while shutting down");
-        if (t->flags & AIO_TF_INREADY) t->state = AIO_TASK_WAITING;
         aio__task_disarm(loop, t);
         aio__task_kill(loop, t);
       }
@@ -179,9 +178,7 @@ static int run_body (lua_State *L) {
 static int run (lua_State *L, Loop *loop, int virt, double autojump,
                 double limit, int keep) {
   int n = lua_gettop(L), status;
-  if (lua_type(L, 1) != LUA_TFUNCTION && !luaL_getmetafield(L, 1, "__call"))
-    luaL_typeerror(L, 1, "function");
-  lua_settop(L, n);
+  aio__checkcallable(L, 1);
   if (loop->running)
     aio__usage(L, "aio.run cannot be called while a loop is running (use "
                "aio.spawn, or call the function directly)");

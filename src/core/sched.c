@@ -101,8 +101,7 @@ static void task_step (Loop *loop, Task *t) {
     co = t->co;
     nargs = lua_gettop(co) - 1;
   }
-  else if (t->state == AIO_TASK_READY) nargs = t->nargs;
-  else return;  /* not ready any more */
+  else nargs = t->nargs;   /* READY: a queued task is NEW or READY */
   t->nargs = 0;
   t->state = AIO_TASK_RUNNING;
   loop->current = t;

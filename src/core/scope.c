@@ -214,17 +214,6 @@ static int is_own_cancel (lua_State *L, Scope *s) {
 }
 
 
-/* Argument `arg` must be callable: a function, or has a __call. */
-static void checkcallable (lua_State *L, int arg) {
-  if (lua_type(L, arg) == LUA_TFUNCTION) return;
-  if (luaL_getmetafield(L, arg, "__call") != LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
-  luaL_typeerror(L, arg, "function");
-}
-
-
 /* Continuation of aio.timeout: stack is (scope, seconds, results...) or
 ** (scope, seconds, err). */
 static int timeout_k (lua_State *L, int status, lua_KContext ctx) {
@@ -253,7 +242,7 @@ static int l_timeout (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   double secs = aio__checkduration(L, 1);
   Scope *s;
-  checkcallable(L, 2);
+  aio__checkcallable(L, 2);
   s = scope_open(L, loop, "aio.timeout");      /* scope secs fn args... */
   s->seconds = secs;
   aio__timer_arm(loop, &s->timer, aio__deadline(loop, secs));
@@ -281,7 +270,7 @@ static int shield_k (lua_State *L, int status, lua_KContext ctx) {
 static int l_shield (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   Scope *s;
-  checkcallable(L, 1);
+  aio__checkcallable(L, 1);
   s = scope_open(L, loop, "aio.shield");       /* scope fn args... */
   s->shield = 1;
   return shield_k(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0,

@@ -150,9 +150,7 @@ static int l_spawn (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   int n = lua_gettop(L);                 /* fn + args */
   Task *t;
-  if (lua_type(L, 1) != LUA_TFUNCTION && !luaL_getmetafield(L, 1, "__call"))
-    luaL_typeerror(L, 1, "function");
-  lua_settop(L, n);
+  aio__checkcallable(L, 1);
   aio__check_running(L, loop, "aio.spawn");
   if (n > LUAI_MAXSTACK - 64)      /* its coroutine must hold them all */
     aio__usage(L, "aio.spawn: too many arguments");
@@ -265,7 +263,6 @@ Task *aio__task_enter (lua_State *L, Loop *loop, const char *what) {
 int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
   if (t->state == AIO_TASK_RUNNING) t->state = AIO_TASK_WAITING;
   t->wake = AIO_WAKE_NONE;
-  t->flags &= ~AIO_TF_CLEANUP;
   /* level-triggered: a cancellation or a deadline that came while the
   ** task was not waiting (woken, not resumed yet: its continuation waits
   ** again) interrupts this wait at once */
@@ -279,15 +276,13 @@ int aio__suspend (lua_State *L, Task *t, lua_KContext ctx, lua_KFunction k) {
 /*
 ** As aio__suspend, for a wait that finishes clean-up the task must not
 ** skip (a killed child being reaped): cancellations and deadlines do not
-** interrupt it; they stay pending for the next suspension.
+** interrupt it; they stay pending for the next suspension. The mark
+** lasts until the wait ends (aio__task_disarm).
 */
 int aio__suspend_cleanup (lua_State *L, Task *t, lua_KContext ctx,
                           lua_KFunction k) {
-  if (t->state == AIO_TASK_RUNNING) t->state = AIO_TASK_WAITING;
-  t->wake = AIO_WAKE_NONE;
   t->flags |= AIO_TF_CLEANUP;
-  lua_pushlightuserdata(L, (void *)&aio__token);
-  return lua_yieldk(L, 1, ctx, k);
+  return aio__suspend(L, t, ctx, k);
 }
 
 
@@ -307,10 +302,11 @@ int aio__task_interrupt (Loop *loop, Task *t) {
 
 
 /* Takes a task out of whatever it waits on (a wait list or the ready
-** queue) and disarms its timer. */
+** queue) and disarms its timer: its wait is over. */
 void aio__task_disarm (Loop *loop, Task *t) {
   if (t->flags & AIO_TF_INREADY) aio__ready_remove(loop, t);
   else link_remove(&t->wait.link);
+  t->flags &= ~AIO_TF_CLEANUP;
   aio__timer_cancel(loop, &t->timer);
   if (t->iowait) aio__wait_io_end(loop, t);
 }

@@ -154,8 +154,7 @@ static int task_cancelled (lua_State *L) {
 static int task_on_done (lua_State *L) {
   Loop *loop = aio_upvalue_loop(L);
   Task *t = (Task *)aio__checkself(L);
-  if (lua_type(L, 2) != LUA_TFUNCTION && !luaL_getmetafield(L, 2, "__call"))
-    luaL_typeerror(L, 2, "function");
+  aio__checkcallable(L, 2);
   lua_settop(L, 2);
   if (aio_task_done(t)) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &aio__key_callbacks);

@@ -211,8 +211,6 @@ int aio__stream_wait (lua_State *L, Stream *s, lua_KContext ctx,
   return aio__io_wait(L, &s->io, &s->readers, s->timeout, ctx, k);
 }
 
-#define wait_data aio__stream_wait
-
 
 /* Common start of a read continuation: raises what interrupted the wait
 ** (the stream's timeout included), or `closed` if the stream was closed
@@ -234,7 +232,7 @@ static int read_result (lua_State *L, Stream *s, int rc, lua_KContext ctx,
                         lua_KFunction k) {
   if (rc == AIO_READ_MORE) {
     if (s->rerr != 0) return stream_fail(L, s, s->rerr, "read from");
-    return wait_data(L, s, ctx, k);
+    return aio__stream_wait(L, s, ctx, k);
   }
   if (rc == AIO_READ_END) lua_pushnil(L);
   return 1;

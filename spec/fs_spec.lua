@@ -15,13 +15,6 @@ local function with_dir(fn)
   end)
 end
 
-local function rss_kb()
-  local f = io.open("/proc/self/status")
-  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
-  f:close()
-  return kb
-end
-
 describe("aio.fs", function()
   it("writes and reads back whole files, binary and empty ones included", with_dir(function(dir)
     local bytes = {}
@@ -135,7 +128,7 @@ describe("aio.fs", function()
       for _ = 1, 48 do f:write(block) end
     end
     collectgarbage()
-    local before = rss_kb()
+    local before = H.rss_kb()
     local n, f = 0, fs.open(p)
     for l in f:lines() do
       n = n + 1
@@ -146,7 +139,7 @@ describe("aio.fs", function()
     assert.are.equal(480000, n)
     -- (ASan and valgrind keep freed memory in quarantine: RSS says nothing)
     if not H.SLOW then
-      local grew = rss_kb() - before
+      local grew = H.rss_kb() - before
       assert.is_true(grew < 24 * 1024, "resident memory grew by " .. grew .. " kB for a 48 MB file")
     end
   end))

@@ -120,6 +120,22 @@ function H.fd_count()
   return n
 end
 
+--- This process's soft limit of open file descriptors.
+function H.fd_limit()
+  local f = io.open("/proc/self/limits")
+  local s = f and f:read("a") or ""
+  if f then f:close() end
+  return tonumber(s:match("Max open files%s+(%d+)")) or 1024
+end
+
+--- This process's resident memory, in KiB.
+function H.rss_kb()
+  local f = assert(io.open("/proc/self/status"))
+  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
+  f:close()
+  return kb
+end
+
 local pid
 --- This process's id.
 function H.pid()

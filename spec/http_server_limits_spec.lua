@@ -10,21 +10,6 @@ local async = require("aio.busted").with { timeout = H.DEADLINE }
 
 local serve = U.serve
 
--- The soft limit on open files of this process (and of its children).
-local function fd_limit()
-  local f = io.open("/proc/self/limits")
-  local s = f and f:read("a") or ""
-  if f then f:close() end
-  return tonumber(s:match("Max open files%s+(%d+)")) or 1024
-end
-
-local function rss_kb()
-  local f = io.open("/proc/self/status")
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
-
 describe("aio.http server limits", function()
   it("answers 413 to a Content-Length past max_body before reading it", H.async(function()
     local reads = 0
@@ -184,7 +169,7 @@ describe("aio.http server limits", function()
     else
       -- the clients in a child process, so that this one holds only the
       -- server's ends: its RSS grows by what the server spends on them
-      local N = math.min(10000, fd_limit() - 200)   -- ./dev.sh raises the limit
+      local N = math.min(10000, H.fd_limit() - 200)   -- ./dev.sh raises the limit
       for _ = 1, 20 do
         local s <close> = aio.tcp.connect("127.0.0.1", srv.port)
         s:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -192,13 +177,13 @@ describe("aio.http server limits", function()
       end
       collectgarbage()
       collectgarbage()
-      local before = rss_kb()
+      local before = H.rss_kb()
       local child = aio.spawn(U.run, { "lua5.4", "bench/idle_clients.lua", tostring(srv.port), tostring(N), "30" })
       local t0 = aio.now()
       while srv:stats().connections < N and not child:done() and aio.now() - t0 < 60 do aio.sleep(0.05) end
       assert.are.equal(N, srv:stats().connections, child:done() and tostring(child:result().stderr) or nil)
       aio.sleep(0.2)
-      local per = (rss_kb() - before) / N
+      local per = (H.rss_kb() - before) / N
       child:cancel()
       pcall(child.await, child)
       assert.is_true(per <= 4, ("%.2f KiB per idle connection"):format(per))
@@ -241,7 +226,7 @@ describe("aio.http server limits", function()
     wave(N // 10)
     collectgarbage()
     collectgarbage()
-    local fds, handles, mem, rss = H.fd_count(), core.stats().handles, collectgarbage("count"), rss_kb()
+    local fds, handles, mem, rss = H.fd_count(), core.stats().handles, collectgarbage("count"), H.rss_kb()
     wave(N)
     collectgarbage()
     collectgarbage()
@@ -250,7 +235,7 @@ describe("aio.http server limits", function()
     assert.are.equal(handles, core.stats().handles)
     assert.is_true(collectgarbage("count") < mem + 512, ("Lua heap grew from %.0f to %.0f KiB"):format(mem, collectgarbage("count")))
     if not H.SLOW then
-      assert.is_true(rss_kb() < rss + 8192, ("RSS grew from %d to %d KiB"):format(rss, rss_kb()))
+      assert.is_true(H.rss_kb() < rss + 8192, ("RSS grew from %d to %d KiB"):format(rss, H.rss_kb()))
     end
   end))
 end)

@@ -8,14 +8,6 @@ local S = require "support.http_servers"
 
 local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 
--- How many connections this process may open (the descriptor limit).
-local function fd_limit()
-  local p = io.popen("ulimit -n")
-  local n = tonumber(p:read("l"))
-  p:close()
-  return n or 1024
-end
-
 describe("many WebSockets", function()
   local dir, pid, port
 
@@ -37,7 +29,7 @@ describe("many WebSockets", function()
   end)
 
   it("opens, broadcasts to and closes 10,000 connections; nothing is left", H.async(function()
-    local N = math.min(H.SLOW and 1000 or 10000, fd_limit() - 300)
+    local N = math.min(H.SLOW and 1000 or 10000, H.fd_limit() - 300)
     local url = "ws://127.0.0.1:" .. port .. "/"
     local probe <close> = aio.http.ws_connect(url)
     local function stats()
